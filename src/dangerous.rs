@@ -1,0 +1,54 @@
+//! Options that weaken a defence. Each is a deliberate, greppable choice; none is needed to
+//! receive Vonage's callbacks.
+
+use crate::replay::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::secrets::{Secret, SecretError};
+use crate::SecureCallbackLayer;
+use std::future::{ready, Ready};
+use std::time::Duration;
+
+/// Accepts a secret of any non-empty length. Vonage's signature secrets are longer than 32
+/// bytes; a shorter one is open to brute force.
+///
+/// ```
+/// let s = vonage_secure_callbacks::dangerous::short_secret("short").unwrap();
+/// assert!(vonage_secure_callbacks::dangerous::short_secret("").is_err());
+/// # let _ = s;
+/// ```
+pub fn short_secret(secret: impl AsRef<[u8]>) -> Result<Secret, SecretError> {
+    Secret::new_unchecked(secret.as_ref())
+}
+
+/// Stops comparing the body with `payload_hash`: the signature then covers the claims only, and
+/// anyone who captured one token can attach any body to it. A `payload_hash` may then be absent.
+pub fn skip_payload_hash_check<R: Clone, F: Clone>(
+    layer: SecureCallbackLayer<R, F>,
+) -> SecureCallbackLayer<R, F> {
+    layer.skip_payload_hash_check()
+}
+
+/// A replay store that remembers nothing: a captured callback can be replayed until it is stale.
+///
+/// ```
+/// use vonage_secure_callbacks::{dangerous::NoReplayStore, SecureCallbackLayer, Secrets};
+/// let layer = SecureCallbackLayer::new(Secrets::new()).replay_store(NoReplayStore);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReplayStore;
+
+impl ReplayStore for NoReplayStore {
+    type ReserveFuture = Ready<Result<Reservation, ReplayStoreError>>;
+    type SettleFuture = Ready<Result<(), ReplayStoreError>>;
+
+    fn reserve(&self, _key: &ReplayKey) -> Self::ReserveFuture {
+        ready(Ok(Reservation::Reserved))
+    }
+
+    fn complete(&self, _key: &ReplayKey, _ttl: Duration) -> Self::SettleFuture {
+        ready(Ok(()))
+    }
+
+    fn release(&self, _key: &ReplayKey) -> Self::SettleFuture {
+        ready(Ok(()))
+    }
+}

@@ -1,0 +1,71 @@
+//! Tower middleware that accepts Vonage's signed callbacks and rejects forged, tampered,
+//! replayed or oversized ones.
+//!
+//! Vonage signs each callback (Video API secure callbacks; Messages, Voice and Verify v2
+//! webhooks) with `Authorization: Bearer <JWT>`: HS256 keyed with the project's signature
+//! secret, claims `iat`, `jti`, `iss`, `api_key` and `payload_hash`, the SHA-256 of the raw body.
+//! [`SecureCallbackLayer`] checks all of it before your handler runs:
+//!
+//! ```
+//! use axum::{routing::post, Extension, Router};
+//! use bytes::Bytes;
+//! use http::StatusCode;
+//! use vonage_secure_callbacks::{Secret, SecureCallbackLayer, Secrets, VonageClaims};
+//!
+//! async fn on_session(Extension(claims): Extension<VonageClaims>, body: Bytes) -> StatusCode {
+//!     // Only verified callbacks get here; `body` holds the exact bytes that were hashed.
+//!     let _ = (claims.jti, body);
+//!     StatusCode::OK
+//! }
+//!
+//! let secret = Secret::new("a-signature-secret-of-32-bytes-or-more").unwrap();
+//! let layer = SecureCallbackLayer::new(Secrets::new().project("a1b2c3d", secret));
+//! let app: Router = Router::new().route("/vonage/session", post(on_session)).layer(layer);
+//! ```
+//!
+//! Each rejection is a response with a JSON body `{"error":"<code>"}`; see [`Rejection`].
+//!
+//! # Features
+//! - `rust_crypto` (default) or `aws_lc_rs`: the crypto backend of jsonwebtoken. The crate names
+//!   its backend explicitly, so enabling both never makes jsonwebtoken panic at run time (the
+//!   RustCrypto one is then used); enabling neither does not compile.
+//! - `tracing`: an event naming the reason of each rejection (never the secret, token or body).
+//! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
+compile_error!("enable one crypto backend: feature `rust_crypto` (default) or `aws_lc_rs`");
+
+/// The error type bodies must convert into, as in tower and hyper.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+mod body;
+mod claims;
+mod clock;
+pub mod dangerous;
+mod future;
+mod layer;
+mod rejection;
+pub mod replay;
+mod secrets;
+mod service;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
+mod token;
+mod verify;
+
+pub use body::{ResponseBody, VerifiedBody};
+pub use claims::VonageClaims;
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use future::ResponseFuture;
+pub use layer::SecureCallbackLayer;
+pub use rejection::{DefaultRejection, OnRejection, Rejection};
+pub use replay::MemoryReplayStore;
+pub use secrets::{Secret, SecretError, Secrets, MIN_SECRET_LEN};
+pub use service::SecureCallbackService;
+pub use token::verify_signature;
+pub use verify::{
+    CallbackVerifier, DEFAULT_BODY_LIMIT, DEFAULT_CLOCK_SKEW, DEFAULT_ISSUER, DEFAULT_MAX_AGE,
+};

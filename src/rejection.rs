@@ -1,0 +1,235 @@
+//! Why a callback was refused, and the HTTP response that says so.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+/// The reason a callback was refused. Each has a stable machine-readable [`code`](Self::code)
+/// and a default [`status`](Self::status).
+///
+/// The rejection is also placed in the response's extensions, so outer layers (logging,
+/// metrics) can read it without parsing the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No `Authorization` header. Vonage may, after an internal error, send a callback
+    /// unsigned and asks for a 5xx so that it is retried signed: 503 with `Retry-After`.
+    MissingToken,
+    /// Wrong scheme, not a JWT, bad base64 or JSON, a claim of the wrong type or missing.
+    MalformedToken,
+    /// The JWT header names an algorithm other than HS256.
+    UnsupportedAlgorithm,
+    /// No secret is configured for the token's `api_key`.
+    UnknownApiKey,
+    /// The HMAC matches none of the project's secrets.
+    BadSignature,
+    /// `iss` is not the expected issuer.
+    BadIssuer,
+    /// `iat` is older than the maximum age, or `exp` has passed.
+    StaleToken,
+    /// `iat` (or `nbf`) lies further in the future than the allowed clock skew.
+    TokenFromFuture,
+    /// The token carries no `payload_hash`.
+    MissingPayloadHash,
+    /// The SHA-256 of the received body differs from `payload_hash`.
+    PayloadHashMismatch,
+    /// This `jti` was already delivered and answered with 2xx.
+    ReplayedToken,
+    /// This `jti` is being handled right now by another request.
+    DuplicateInFlight,
+    /// The body is larger than the configured limit.
+    BodyTooLarge,
+    /// The body could not be read (the client went away, a transport error).
+    BodyReadError,
+    /// The replay store could not be reached in time.
+    ReplayStoreUnavailable,
+}
+
+impl Rejection {
+    /// Every rejection, in pipeline order.
+    pub const ALL: [Rejection; 15] = [
+        Rejection::BodyTooLarge,
+        Rejection::BodyReadError,
+        Rejection::MissingToken,
+        Rejection::MalformedToken,
+        Rejection::UnsupportedAlgorithm,
+        Rejection::UnknownApiKey,
+        Rejection::BadSignature,
+        Rejection::BadIssuer,
+        Rejection::StaleToken,
+        Rejection::TokenFromFuture,
+        Rejection::MissingPayloadHash,
+        Rejection::PayloadHashMismatch,
+        Rejection::ReplayedToken,
+        Rejection::DuplicateInFlight,
+        Rejection::ReplayStoreUnavailable,
+    ];
+
+    /// The machine-readable code, as sent in the body `{"error":"<code>"}`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Rejection::MissingToken => "missing_token",
+            Rejection::MalformedToken => "malformed_token",
+            Rejection::UnsupportedAlgorithm => "unsupported_algorithm",
+            Rejection::UnknownApiKey => "unknown_api_key",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::BadIssuer => "bad_issuer",
+            Rejection::StaleToken => "stale_token",
+            Rejection::TokenFromFuture => "token_from_future",
+            Rejection::MissingPayloadHash => "missing_payload_hash",
+            Rejection::PayloadHashMismatch => "payload_hash_mismatch",
+            Rejection::ReplayedToken => "replayed_token",
+            Rejection::DuplicateInFlight => "duplicate_in_flight",
+            Rejection::BodyTooLarge => "body_too_large",
+            Rejection::BodyReadError => "body_read_error",
+            Rejection::ReplayStoreUnavailable => "replay_store_unavailable",
+        }
+    }
+
+    /// The default status. 5xx answers are retried by Vonage; 4xx are not.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Rejection::MissingToken
+            | Rejection::DuplicateInFlight
+            | Rejection::ReplayStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::ReplayedToken => StatusCode::CONFLICT,
+            Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyReadError => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The JSON body sent by the default response, e.g. `{"error":"bad_signature"}`.
+    pub const fn json_body(self) -> &'static str {
+        match self {
+            Rejection::MissingToken => r#"{"error":"missing_token"}"#,
+            Rejection::MalformedToken => r#"{"error":"malformed_token"}"#,
+            Rejection::UnsupportedAlgorithm => r#"{"error":"unsupported_algorithm"}"#,
+            Rejection::UnknownApiKey => r#"{"error":"unknown_api_key"}"#,
+            Rejection::BadSignature => r#"{"error":"bad_signature"}"#,
+            Rejection::BadIssuer => r#"{"error":"bad_issuer"}"#,
+            Rejection::StaleToken => r#"{"error":"stale_token"}"#,
+            Rejection::TokenFromFuture => r#"{"error":"token_from_future"}"#,
+            Rejection::MissingPayloadHash => r#"{"error":"missing_payload_hash"}"#,
+            Rejection::PayloadHashMismatch => r#"{"error":"payload_hash_mismatch"}"#,
+            Rejection::ReplayedToken => r#"{"error":"replayed_token"}"#,
+            Rejection::DuplicateInFlight => r#"{"error":"duplicate_in_flight"}"#,
+            Rejection::BodyTooLarge => r#"{"error":"body_too_large"}"#,
+            Rejection::BodyReadError => r#"{"error":"body_read_error"}"#,
+            Rejection::ReplayStoreUnavailable => r#"{"error":"replay_store_unavailable"}"#,
+        }
+    }
+
+    /// Parses a [`code`](Self::code) back into the rejection.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Builds the response for a rejection. Any `Fn(Rejection) -> Response<Bytes>` closure that is
+/// `Clone + Send + Sync + 'static` is one; [`DefaultRejection`] is the default.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Response, StatusCode};
+/// use vonage_secure_callbacks::{Rejection, SecureCallbackLayer, Secrets};
+///
+/// // Answer every rejection with a bare 401, without a body.
+/// let layer = SecureCallbackLayer::new(Secrets::new()).on_rejection(|_r: Rejection| {
+///     Response::builder().status(StatusCode::UNAUTHORIZED).body(Bytes::new()).unwrap()
+/// });
+/// ```
+pub trait OnRejection: Clone + Send + Sync + 'static {
+    /// The response sent for `rejection`. The layer adds `rejection` to its extensions.
+    fn response(&self, rejection: Rejection) -> Response<Bytes>;
+}
+
+impl<F> OnRejection for F
+where
+    F: Fn(Rejection) -> Response<Bytes> + Clone + Send + Sync + 'static,
+{
+    fn response(&self, rejection: Rejection) -> Response<Bytes> {
+        self(rejection)
+    }
+}
+
+/// The default rejection response: the rejection's status, `Content-Type: application/json`,
+/// a body `{"error":"<code>"}`, and `Retry-After` on 503 so that Vonage's retry is expected.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection {
+    missing_token_status: Option<StatusCode>,
+}
+
+impl DefaultRejection {
+    /// The status sent for [`Rejection::MissingToken`] (default 503).
+    pub fn missing_token_status(mut self, status: StatusCode) -> Self {
+        self.missing_token_status = Some(status);
+        self
+    }
+}
+
+/// Seconds Vonage is asked to wait before retrying a 503.
+const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("5");
+
+impl OnRejection for DefaultRejection {
+    fn response(&self, rejection: Rejection) -> Response<Bytes> {
+        let status = match (rejection, self.missing_token_status) {
+            (Rejection::MissingToken, Some(status)) => status,
+            _ => rejection.status(),
+        };
+        let mut response = Response::new(Bytes::from_static(rejection.json_body().as_bytes()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_bodies_and_parsing_agree() {
+        for r in Rejection::ALL {
+            let parsed: serde_json::Value = serde_json::from_str(r.json_body()).unwrap();
+            assert_eq!(parsed["error"], r.code());
+            assert_eq!(Rejection::from_code(r.code()), Some(r));
+            assert_eq!(r.to_string(), r.code());
+        }
+        assert_eq!(Rejection::from_code("nope"), None);
+    }
+
+    #[test]
+    fn default_response_shape() {
+        let res = DefaultRejection::default().response(Rejection::MissingToken);
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+
+        let res = DefaultRejection::default().response(Rejection::BadSignature);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
+        assert_eq!(res.body().as_ref(), br#"{"error":"bad_signature"}"#);
+
+        let res = DefaultRejection::default()
+            .missing_token_status(StatusCode::UNAUTHORIZED)
+            .response(Rejection::MissingToken);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+}

@@ -1,0 +1,92 @@
+//! `SecureCallbackService`: the middleware service produced by [`SecureCallbackLayer`].
+//!
+//! [`SecureCallbackLayer`]: crate::SecureCallbackLayer
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::BoxError;
+
+use crate::body::{ResponseBody, VerifiedBody};
+use crate::future::ResponseFuture;
+use crate::layer::Shared;
+use crate::rejection::DefaultRejection;
+use crate::rejection::OnRejection;
+use crate::replay::{MemoryReplayStore, ReplayStore};
+
+/// Verifies each request, then calls the inner service with a `Request<VerifiedBody>`
+/// carrying [`VonageClaims`](crate::VonageClaims) in its extensions.
+pub struct SecureCallbackService<S, R = MemoryReplayStore, F = DefaultRejection> {
+    inner: S,
+    shared: Arc<Shared<R, F>>,
+}
+
+impl<S, R, F> SecureCallbackService<S, R, F> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<R, F>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, R, F, ReqBody, ResBody> Service<Request<ReqBody>> for SecureCallbackService<S, R, F>
+where
+    S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body,
+    ReqBody::Error: Into<BoxError>,
+    R: ReplayStore,
+    F: OnRejection,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, R, F>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The service that was polled ready goes with this request; a fresh clone stays behind
+        // for the next `poll_ready`. Calling the clone instead would skip its readiness.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        ResponseFuture::new(request, ready, Arc::clone(&self.shared))
+    }
+}
+
+impl<S: Clone, R, F> Clone for SecureCallbackService<S, R, F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, R: fmt::Debug, F> fmt::Debug for SecureCallbackService<S, R, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecureCallbackService")
+            .field("inner", &self.inner)
+            .field("verifier", &self.shared.verifier)
+            .field("store", &self.shared.store)
+            .finish_non_exhaustive()
+    }
+}

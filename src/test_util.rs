@@ -1,0 +1,185 @@
+//! Sign callbacks the way Vonage does, to test your own handlers (feature `test-util`).
+//!
+//! ```
+//! use vonage_secure_callbacks::test_util::CallbackSigner;
+//! use vonage_secure_callbacks::{CallbackVerifier, Secret, Secrets};
+//!
+//! let secret = "a-signature-secret-of-32-bytes-or-more";
+//! let signer = CallbackSigner::new("a1b2c3d", secret);
+//! let body = br#"{"sessionId":"1_MX4","event":"connectionCreated"}"#;
+//! let authorization = signer.authorization(body);
+//!
+//! let verifier = CallbackVerifier::new(
+//!     Secrets::new().project("a1b2c3d", Secret::new(secret).unwrap()),
+//! );
+//! let claims = verifier.verify_authorization(&authorization, body).unwrap();
+//! assert_eq!(claims.api_key, "a1b2c3d");
+//! ```
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::clock::{Clock, SystemClock};
+use crate::token::PROVIDER;
+
+/// The JOSE header Vonage sends.
+pub const VONAGE_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// Produces `Authorization` values that the layer accepts: HS256 over Vonage's claims, with
+/// `payload_hash` of the exact body bytes, a fresh `jti` and `iat` of now.
+#[derive(Clone)]
+pub struct CallbackSigner {
+    api_key: String,
+    key: EncodingKey,
+    application_id: Option<String>,
+}
+
+impl CallbackSigner {
+    /// A signer for project `api_key` with its signature `secret` (its UTF-8 bytes).
+    ///
+    /// # Panics
+    /// If `secret` is empty: no HMAC key can be made of it.
+    pub fn new(api_key: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
+        Self {
+            api_key: api_key.into(),
+            key: EncodingKey::from_secret(secret.as_ref())
+                .expect("a signature secret must not be empty"),
+            application_id: None,
+        }
+    }
+
+    /// Adds an `application_id` claim to every token.
+    pub fn application_id(mut self, id: impl Into<String>) -> Self {
+        self.application_id = Some(id.into());
+        self
+    }
+
+    /// The claims Vonage would send for `body` at time `iat`.
+    pub fn claims(&self, body: &[u8], iat: u64) -> Map<String, Value> {
+        let mut claims = Map::new();
+        claims.insert("iat".into(), json!(iat));
+        claims.insert("jti".into(), json!(fresh_jti()));
+        claims.insert("iss".into(), json!("Vonage"));
+        claims.insert("payload_hash".into(), json!(payload_hash(body)));
+        claims.insert("api_key".into(), json!(self.api_key));
+        if let Some(id) = &self.application_id {
+            claims.insert("application_id".into(), json!(id));
+        }
+        claims
+    }
+
+    /// A signed token for `body`, issued now.
+    pub fn token(&self, body: &[u8]) -> String {
+        self.token_with(body, |_| {})
+    }
+
+    /// `Bearer <token>` for `body`, issued now: the value of the `Authorization` header.
+    pub fn authorization(&self, body: &[u8]) -> String {
+        format!("Bearer {}", self.token(body))
+    }
+
+    /// A signed token for `body` whose claims `edit` may change first (an old `iat`, another
+    /// `iss`, a chosen `jti`, extra claims, a removed `payload_hash`...).
+    pub fn token_with(&self, body: &[u8], edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+        let mut claims = self.claims(body, SystemClock.now());
+        edit(&mut claims);
+        self.sign_json(VONAGE_HEADER, &Value::Object(claims).to_string())
+    }
+
+    /// Signs any header and claims text with HS256, byte for byte as given: for tests of
+    /// malformed tokens that still carry a valid signature.
+    pub fn sign_json(&self, header_json: &str, claims_json: &str) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header_json),
+            URL_SAFE_NO_PAD.encode(claims_json)
+        );
+        let signer = (PROVIDER.signer_factory)(&Algorithm::HS256, &self.key)
+            .expect("an HMAC key always makes an HS256 signer");
+        let signature = signer
+            .try_sign(signing_input.as_bytes())
+            .expect("HMAC signing cannot fail");
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+impl fmt::Debug for CallbackSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackSigner")
+            .field("api_key", &self.api_key)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lowercase hex SHA-256 of `body`: the `payload_hash` claim.
+pub fn payload_hash(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    hex
+}
+
+/// A random version-4 UUID, from std's randomly keyed hasher (no RNG dependency needed for a
+/// test identifier).
+pub fn fresh_jti() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut words = [0u64; 2];
+    for word in &mut words {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        *word = h.finish();
+    }
+    let n = (u128::from(words[0]) << 64 | u128::from(words[1])) & !(0xf << 76) & !(0x3 << 62)
+        | (0x4 << 76)
+        | (0x2 << 62);
+    let s = format!("{n:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &s[..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jtis_are_uuid_v4_and_distinct() {
+        let a = fresh_jti();
+        let b = fresh_jti();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn payload_hash_is_lowercase_hex_sha256() {
+        assert_eq!(
+            payload_hash(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let s = CallbackSigner::new("k", "hidden-hidden-hidden-hidden-hidden");
+        assert!(!format!("{s:?}").contains("hidden"));
+    }
+}

@@ -1,0 +1,244 @@
+//! The `Authorization: Bearer <JWT>` header: splitting, decoding and the HS256 check.
+//!
+//! The token is decoded exactly once: the claims are parsed from the (not yet trusted) payload to
+//! learn `api_key`, the HMAC is then checked over the received `header.payload` bytes, and only
+//! then are the claims believed.
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::HeaderValue;
+use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+
+use crate::claims::VonageClaims;
+use crate::rejection::Rejection;
+use crate::secrets::Secret;
+
+/// Longest token accepted, in bytes; a Vonage token is about 400.
+pub(crate) const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Longest decoded JOSE header accepted; Vonage's is 27 bytes.
+const MAX_HEADER_LEN: usize = 256;
+const HS256_LEN: usize = 32;
+
+/// The crypto backend, named explicitly so that jsonwebtoken's process-wide default (which panics
+/// when both or neither of its backends are compiled in) is never consulted.
+#[cfg(feature = "rust_crypto")]
+pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+#[cfg(all(feature = "aws_lc_rs", not(feature = "rust_crypto")))]
+pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+
+/// The token of an `Authorization` header value: scheme `Bearer` in any case, then the token.
+pub(crate) fn bearer_token(value: &HeaderValue) -> Result<&str, Rejection> {
+    let value = value.to_str().map_err(|_| Rejection::MalformedToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(Rejection::MalformedToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Rejection::MalformedToken);
+    }
+    Ok(token.trim_matches(' '))
+}
+
+/// A token split and decoded, its signature not yet checked.
+pub(crate) struct UnverifiedToken<'a> {
+    signing_input: &'a [u8],
+    signature: [u8; HS256_LEN],
+    payload: &'a str,
+}
+
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Splits `header.payload.signature`, pins HS256, and decodes the signature.
+    pub(crate) fn split(token: &'a str) -> Result<Self, Rejection> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Rejection::MalformedToken);
+        }
+        let (signing_input, signature_b64) =
+            token.rsplit_once('.').ok_or(Rejection::MalformedToken)?;
+        let (header_b64, payload) = signing_input
+            .split_once('.')
+            .ok_or(Rejection::MalformedToken)?;
+        if payload.contains('.') {
+            return Err(Rejection::MalformedToken);
+        }
+
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = decode_into(header_b64, &mut header)?;
+        let header: JoseHeader<'_> =
+            serde_json::from_slice(&header[..header_len]).map_err(|_| Rejection::MalformedToken)?;
+        // Pinned before any key is tried: `none`, HS384/512, RS*, ES* never reach the HMAC.
+        if header.alg != "HS256" {
+            return Err(Rejection::UnsupportedAlgorithm);
+        }
+
+        // One spare byte so that an over-long signature is seen as such, not as a decode error.
+        let mut signature = [0u8; HS256_LEN + 1];
+        if decode_into(signature_b64, &mut signature)? != HS256_LEN {
+            return Err(Rejection::BadSignature);
+        }
+        let mut exact = [0u8; HS256_LEN];
+        exact.copy_from_slice(&signature[..HS256_LEN]);
+
+        Ok(Self {
+            signing_input: signing_input.as_bytes(),
+            signature: exact,
+            payload,
+        })
+    }
+
+    /// Decodes and parses the claims (still unverified).
+    pub(crate) fn claims(&self) -> Result<VonageClaims, Rejection> {
+        let json = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| Rejection::MalformedToken)?;
+        VonageClaims::parse(json)
+    }
+
+    /// True when the HMAC-SHA256 of the signing input under `secret` equals the signature.
+    /// The backend compares in constant time.
+    pub(crate) fn signed_by(&self, secret: &Secret) -> bool {
+        let Ok(verifier) = (PROVIDER.verifier_factory)(&Algorithm::HS256, secret.key()) else {
+            return false;
+        };
+        verifier
+            .verify(self.signing_input, &self.signature.to_vec())
+            .is_ok()
+    }
+}
+
+/// Decodes unpadded base64url into `out`, refusing input that does not fit.
+fn decode_into(input: &str, out: &mut [u8]) -> Result<usize, Rejection> {
+    // Checked before decoding so that an over-long segment is a clean rejection.
+    if base64::decoded_len_estimate(input.len()) > out.len() {
+        return Err(Rejection::MalformedToken);
+    }
+    URL_SAFE_NO_PAD
+        .decode_slice(input, out)
+        .map_err(|_| Rejection::MalformedToken)
+}
+
+/// Checks only the algorithm and the HMAC of `token` under `secret`, as the Vonage SDKs'
+/// `verifySignature` does: no claim, time or body check. Prefer
+/// [`CallbackVerifier`](crate::CallbackVerifier), which does them all.
+///
+/// ```
+/// use vonage_secure_callbacks::{verify_signature, Rejection, Secret};
+/// let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJTaW5hIiwibmFtZSI6IkphdmFfU0RLIiwiaWF0IjoxNjk4NjgwMzkyfQ.4qJpi46NSYURiLI1xoLIfGRygA8IUI2QSG9P2Kus1Oo";
+/// let secret = Secret::new("XsA09z2MhUxYcdbXaUX3aTT7TzGmnCLfkdILf0NIyC9hN9criTEUdlI3OZ5hRjR").unwrap();
+/// assert_eq!(verify_signature(token, &secret), Ok(()));
+/// let other = Secret::new("XsA09z2MhUxYcdbXaUX3aTT7TzGmnCLfkdILf0NIyC9hN9criTEUdlI3OZ5hRjS").unwrap();
+/// assert_eq!(verify_signature(token, &other), Err(Rejection::BadSignature));
+/// ```
+pub fn verify_signature(token: &str, secret: &Secret) -> Result<(), Rejection> {
+    if UnverifiedToken::split(token)?.signed_by(secret) {
+        Ok(())
+    } else {
+        Err(Rejection::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let v = HeaderValue::from_static("bEaReR abc.def.ghi");
+        assert_eq!(bearer_token(&v), Ok("abc.def.ghi"));
+        for bad in ["Basic abc", "Bearer", "Bearerabc.def.ghi", "Token a.b.c"] {
+            let v = HeaderValue::from_static(bad);
+            assert_eq!(bearer_token(&v), Err(Rejection::MalformedToken), "{bad}");
+        }
+        let non_ascii = HeaderValue::from_bytes(b"Bearer \xff").unwrap();
+        assert_eq!(bearer_token(&non_ascii), Err(Rejection::MalformedToken));
+    }
+
+    #[test]
+    fn other_algorithms_are_refused_before_any_key() {
+        let sig = URL_SAFE_NO_PAD.encode([0u8; 32]);
+        for alg in [
+            "none", "HS384", "HS512", "RS256", "ES256", "hs256", "HS256 ",
+        ] {
+            let t = format!(
+                "{}.{}.{sig}",
+                b64(&format!(r#"{{"alg":"{alg}"}}"#)),
+                b64("{}")
+            );
+            assert_eq!(
+                UnverifiedToken::split(&t).err(),
+                Some(Rejection::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+        let none = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64("{}"));
+        assert_eq!(
+            UnverifiedToken::split(&none).err(),
+            Some(Rejection::UnsupportedAlgorithm)
+        );
+    }
+
+    #[test]
+    fn structure_errors_are_malformed() {
+        let h = b64(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let sig = URL_SAFE_NO_PAD.encode([0u8; 32]);
+        for t in [
+            String::new(),
+            "abc".into(),
+            "a.b".into(),
+            format!("{h}.e30.{sig}.x"),
+            format!("{h}.e30.{sig}="),
+            format!("@@.e30.{sig}"),
+            format!("{}.e30.{sig}", b64("not json")),
+            format!("{}.e30.{sig}", b64(r#"{"typ":"JWT"}"#)),
+            format!("{}.e30.{sig}", b64(&"x".repeat(300))),
+            format!("{h}.e30.{}", "A".repeat(MAX_TOKEN_LEN)),
+        ] {
+            assert_eq!(
+                UnverifiedToken::split(&t).err(),
+                Some(Rejection::MalformedToken),
+                "{t}"
+            );
+        }
+        let short_sig = format!("{h}.e30.{}", URL_SAFE_NO_PAD.encode([0u8; 31]));
+        assert_eq!(
+            UnverifiedToken::split(&short_sig).err(),
+            Some(Rejection::BadSignature)
+        );
+        let long_sig = format!("{h}.e30.{}", URL_SAFE_NO_PAD.encode([0u8; 33]));
+        assert_eq!(
+            UnverifiedToken::split(&long_sig).err(),
+            Some(Rejection::BadSignature)
+        );
+    }
+
+    #[test]
+    fn hmac_is_over_the_received_bytes() {
+        let raw = "VonageSignatureSecretForTests1234567890";
+        let secret = Secret::new(raw).unwrap();
+        let signer = crate::test_util::CallbackSigner::new("k", raw);
+        let v = signer.sign_json(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            r#"{"iat":1,"jti":"j","api_key":"k"}"#,
+        );
+        assert_eq!(verify_signature(&v, &secret), Ok(()));
+        // Same header and claims, re-serialised with other spacing: other bytes, no match.
+        let (_, rest) = v.split_once('.').unwrap();
+        let sig = rest.split_once('.').unwrap().1;
+        let h = b64(r#"{"alg":"HS256", "typ":"JWT"}"#);
+        let forged = format!("{h}.{}.{sig}", b64(r#"{"iat":1,"jti":"j","api_key":"k"}"#));
+        assert_eq!(
+            verify_signature(&forged, &secret),
+            Err(Rejection::BadSignature)
+        );
+    }
+}

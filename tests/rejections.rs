@@ -1,0 +1,324 @@
+//! Every rejection code, reached through a real axum (or hyper) server over loopback.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use common::*;
+use http::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vonage_secure_callbacks::{MemoryReplayStore, Rejection};
+
+/// Codes seen by the checks below; the test checks that none is missing.
+static SEEN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+fn expect(reply: &Reply, rejection: Rejection) {
+    assert_eq!(reply.status, rejection.status(), "{rejection}: {reply:?}");
+    assert_eq!(reply.error(), rejection.code(), "{reply:?}");
+    assert_eq!(reply.headers["content-type"], "application/json");
+    if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
+        assert!(reply.headers.contains_key("retry-after"), "{reply:?}");
+    }
+    SEEN.lock().unwrap().push(rejection.code());
+}
+
+const BODY: &[u8] = br#"{"sessionId":"1_MX4","event":"connectionCreated"}"#;
+
+async fn token_rejections() {
+    let addr = serve_axum(echo_app(layer())).await;
+    let other_alg = |alg: &str| {
+        let token = token_at_now(BODY, |_| {});
+        let (_, rest) = token.split_once('.').unwrap();
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+        format!("Bearer {header}.{rest}")
+    };
+    let cases: Vec<(Option<String>, Rejection)> = vec![
+        (None, Rejection::MissingToken),
+        (Some("Basic dXNlcjpwYXNz".into()), Rejection::MalformedToken),
+        (Some("Bearer not-a-jwt".into()), Rejection::MalformedToken),
+        (
+            Some(format!(
+                "Bearer {}",
+                signer().sign_json(
+                    r#"{"alg":"HS256"}"#,
+                    &json!({"iat": "now", "jti": "j", "api_key": API_KEY}).to_string()
+                )
+            )),
+            Rejection::MalformedToken,
+        ),
+        (Some(other_alg("none")), Rejection::UnsupportedAlgorithm),
+        (Some(other_alg("HS512")), Rejection::UnsupportedAlgorithm),
+        (Some(other_alg("RS256")), Rejection::UnsupportedAlgorithm),
+        (
+            Some(format!(
+                "Bearer {}",
+                token_at_now(BODY, |c| {
+                    c.insert("api_key".into(), json!("someone-else"));
+                })
+            )),
+            Rejection::UnknownApiKey,
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                vonage_secure_callbacks::test_util::CallbackSigner::new(
+                    API_KEY,
+                    "a-different-secret-a-different-secret"
+                )
+                .token_with(BODY, |c| {
+                    c.insert("iat".into(), json!(NOW));
+                })
+            )),
+            Rejection::BadSignature,
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                token_at_now(BODY, |c| {
+                    c.insert("iss".into(), json!("Nexmo"));
+                })
+            )),
+            Rejection::BadIssuer,
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                token_at_now(BODY, |c| {
+                    c.insert("iat".into(), json!(NOW - 24 * 3600 - 1));
+                })
+            )),
+            Rejection::StaleToken,
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                token_at_now(BODY, |c| {
+                    c.insert("exp".into(), json!(NOW - 3600));
+                })
+            )),
+            Rejection::StaleToken,
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                token_at_now(BODY, |c| {
+                    c.insert("iat".into(), json!(NOW + 3600));
+                })
+            )),
+            Rejection::TokenFromFuture,
+        ),
+        (
+            Some(format!(
+                "Bearer {}",
+                token_at_now(BODY, |c| {
+                    c.remove("payload_hash");
+                })
+            )),
+            Rejection::MissingPayloadHash,
+        ),
+        (
+            Some(format!("Bearer {}", token_at_now(b"another body", |_| {}))),
+            Rejection::PayloadHashMismatch,
+        ),
+    ];
+    for (auth, rejection) in cases {
+        let reply = post(addr, auth.as_deref(), BODY).await;
+        expect(&reply, rejection);
+    }
+}
+
+async fn replay_rejections() {
+    let addr = serve_axum(echo_app(layer())).await;
+    let auth = bearer(BODY);
+    assert_eq!(post(addr, Some(&auth), BODY).await.status, StatusCode::OK);
+    expect(
+        &post(addr, Some(&auth), BODY).await,
+        Rejection::ReplayedToken,
+    );
+
+    // A store with room for one `jti`, already taken: the next callback cannot be recorded.
+    let full = layer().replay_store(MemoryReplayStore::with_capacity(1).clock(clock()));
+    let addr = serve_axum(echo_app(full)).await;
+    assert_eq!(
+        post(addr, Some(&bearer(BODY)), BODY).await.status,
+        StatusCode::OK
+    );
+    expect(
+        &post(addr, Some(&bearer(BODY)), BODY).await,
+        Rejection::ReplayStoreUnavailable,
+    );
+}
+
+async fn duplicate_in_flight() {
+    // The handler holds the first delivery until the duplicate has been answered.
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let app = axum::Router::new()
+        .route(
+            "/{*path}",
+            axum::routing::post(move || {
+                let mut rx = release_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|released| *released).await;
+                    StatusCode::OK
+                }
+            }),
+        )
+        .layer(layer());
+    let addr = serve_axum(app).await;
+    let auth = bearer(BODY);
+    let first = tokio::spawn({
+        let auth = auth.clone();
+        async move { post(addr, Some(&auth), BODY).await }
+    });
+    // Bounded wait for the first delivery to reserve its jti.
+    let mut second = None;
+    for _ in 0..200 {
+        let reply = post(addr, Some(&auth), BODY).await;
+        if reply.error() == Rejection::DuplicateInFlight.code() {
+            second = Some(reply);
+            break;
+        }
+        assert_eq!(
+            reply.error(),
+            "",
+            "only in-flight or nothing yet: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    expect(
+        &second.expect("the duplicate was seen"),
+        Rejection::DuplicateInFlight,
+    );
+    release_tx.send(true).unwrap();
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+}
+
+async fn body_too_large_declared_and_chunked() {
+    let addr = serve_axum(echo_app(layer().body_limit(64))).await;
+    let big = vec![b'x'; 65];
+    expect(
+        &post(addr, Some(&bearer(&big)), big.clone()).await,
+        Rejection::BodyTooLarge,
+    );
+    // Exactly the limit passes (inclusive).
+    let exact = vec![b'x'; 64];
+    assert_eq!(
+        post(addr, Some(&bearer(&exact)), exact).await.status,
+        StatusCode::OK
+    );
+
+    // Chunked: no Content-Length, the limit is found while reading.
+    let body = vec![b'y'; 100];
+    let chunks = body
+        .chunks(20)
+        .map(Bytes::copy_from_slice)
+        .collect::<Vec<_>>();
+    expect(
+        &post_chunked(addr, &bearer(&body), chunks).await,
+        Rejection::BodyTooLarge,
+    );
+    let exact = vec![b'y'; 64];
+    let chunks = exact
+        .chunks(20)
+        .map(Bytes::copy_from_slice)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        post_chunked(addr, &bearer(&exact), chunks).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn body_read_error_when_the_client_stops_sending() {
+    // Raw hyper with half-close, so the client can still read the answer after it stops writing.
+    let addr = serve_hyper(
+        tower::ServiceBuilder::new()
+            .layer(layer())
+            .service(jti_service()),
+    )
+    .await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /x HTTP/1.1\r\nhost: {addr}\r\nauthorization: {}\r\ncontent-length: 100\r\n\r\n",
+        bearer(BODY)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&BODY[..10]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains(r#"{"error":"body_read_error"}"#),
+        "{answer}"
+    );
+    SEEN.lock().unwrap().push(Rejection::BodyReadError.code());
+}
+
+#[tokio::test]
+async fn missing_token_status_is_configurable_and_hook_replaces_the_response() {
+    let addr = serve_axum(echo_app(
+        layer().missing_token_status(StatusCode::UNAUTHORIZED),
+    ))
+    .await;
+    let reply = post(addr, None, BODY).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error(), "missing_token");
+
+    let custom = layer().on_rejection(|r: Rejection| {
+        http::Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .header("x-reason", r.code())
+            .body(Bytes::from_static(b"no"))
+            .unwrap()
+    });
+    let addr = serve_axum(echo_app(custom)).await;
+    let reply = post(addr, Some("Bearer x.y.z"), BODY).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.headers["x-reason"], "malformed_token");
+    assert_eq!(reply.body, "no");
+}
+
+#[tokio::test]
+async fn rejection_is_in_response_extensions_for_outer_layers() {
+    let app = axum::Router::new()
+        .route("/{*p}", axum::routing::post(echo))
+        .layer(layer())
+        .layer(axum::middleware::map_response(
+            |mut res: axum::response::Response| async move {
+                if let Some(code) = res.extensions().get::<Rejection>().map(|r| r.code()) {
+                    res.headers_mut().insert("x-seen", code.parse().unwrap());
+                }
+                res
+            },
+        ));
+    let addr = serve_axum(app).await;
+    let reply = post(addr, Some("Bearer x.y.z"), BODY).await;
+    assert_eq!(reply.headers["x-seen"], "malformed_token");
+}
+
+#[tokio::test]
+async fn every_rejection_code_through_a_real_server() {
+    token_rejections().await;
+    replay_rejections().await;
+    duplicate_in_flight().await;
+    body_too_large_declared_and_chunked().await;
+    body_read_error_when_the_client_stops_sending().await;
+    let all: HashSet<&str> = Rejection::ALL.iter().map(|r| r.code()).collect();
+    let seen: HashSet<&str> = SEEN.lock().unwrap().iter().copied().collect();
+    assert_eq!(
+        all.difference(&seen).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "codes never reached"
+    );
+}

@@ -80,6 +80,13 @@ impl<B> ResponseBody<B> {
     }
 }
 
+/// An empty body, for layers such as tower-http's timeout that build their own responses.
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::rejection(Bytes::new())
+    }
+}
+
 impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,

@@ -90,3 +90,68 @@ impl<S: fmt::Debug, R: fmt::Debug, F> fmt::Debug for SecureCallbackService<S, R,
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::CallbackSigner;
+    use crate::{Secret, Secrets, SecureCallbackLayer};
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use std::future::{ready, Ready};
+    use tower::ServiceExt;
+    use tower_layer::Layer;
+
+    /// Must be polled ready before each call, and a clone starts unready: like a service whose
+    /// permit (a buffer slot, a concurrency-limit token) belongs to the instance polled.
+    #[derive(Default)]
+    struct NeedsReady {
+        ready: bool,
+    }
+
+    impl Clone for NeedsReady {
+        fn clone(&self) -> Self {
+            Self { ready: false }
+        }
+    }
+
+    impl Service<Request<VerifiedBody>> for NeedsReady {
+        type Response = Response<VerifiedBody>;
+        type Error = &'static str;
+        type Future = Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _req: Request<VerifiedBody>) -> Self::Future {
+            ready(if std::mem::take(&mut self.ready) {
+                Ok(Response::new(VerifiedBody::default()))
+            } else {
+                Err("called without poll_ready")
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_the_service_that_was_polled_ready() {
+        const SECRET: &str = "clone-and-swap-secret-clone-and-swap";
+        let layer =
+            SecureCallbackLayer::new(Secrets::new().project("k", Secret::new(SECRET).unwrap()));
+        let mut svc = layer.layer(NeedsReady::default());
+        let signer = CallbackSigner::new("k", SECRET);
+        for _ in 0..3 {
+            let request = Request::post("/")
+                .header("authorization", signer.authorization(b"{}"))
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap();
+            let ready = ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc);
+            let response = ready.await.unwrap().call(request).await;
+            assert_eq!(
+                response.expect("the readied service was called").status(),
+                200
+            );
+        }
+    }
+}

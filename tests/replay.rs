@@ -1,0 +1,211 @@
+//! Replay semantics through real servers: 2xx burns the `jti`; 5xx, an inner error or a dropped
+//! request releases it, so Vonage's retry is accepted.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::post as axum_post;
+use axum::Router;
+use bytes::Bytes;
+use common::*;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use vonage_secure_callbacks::replay::{ReplayKey, ReplayStore, Reservation};
+use vonage_secure_callbacks::{MemoryReplayStore, VerifiedBody};
+
+const BODY: &[u8] = br#"{"archiveId":"b40ef09b","status":"uploaded"}"#;
+
+#[tokio::test]
+async fn success_burns_the_jti() {
+    let store = MemoryReplayStore::new().clock(clock());
+    let addr = serve_axum(echo_app(layer().replay_store(store.clone()))).await;
+    let auth = bearer(BODY);
+    let first = post(addr, Some(&auth), BODY).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.json()["body_len"], BODY.len());
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.error(),
+        "replayed_token"
+    );
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn server_error_releases_the_jti_for_the_retry() {
+    // Fails twice, then succeeds: Vonage's retries of one callback.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/{*p}",
+            axum_post({
+                let calls = calls.clone();
+                move || async move {
+                    match calls.fetch_add(1, Ordering::SeqCst) {
+                        0 => StatusCode::INTERNAL_SERVER_ERROR,
+                        1 => StatusCode::BAD_REQUEST,
+                        _ => StatusCode::NO_CONTENT,
+                    }
+                }
+            }),
+        )
+        .layer(layer());
+    let addr = serve_axum(app).await;
+    let auth = bearer(BODY);
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.error(),
+        "replayed_token"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn inner_error_releases_the_jti() {
+    // A raw hyper stack whose inner service errors on the first call: hyper drops the
+    // connection, and the retry must be accepted.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = tower::service_fn({
+        let calls = calls.clone();
+        move |_req: Request<VerifiedBody>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err::<Response<Full<Bytes>>, _>(std::io::Error::other("database down"))
+                } else {
+                    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                }
+            }
+        }
+    });
+    let store = MemoryReplayStore::new().clock(clock());
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer().replay_store(store.clone()))
+        .service(inner);
+    let addr = serve_hyper(svc).await;
+    let auth = bearer(BODY);
+    let req = || {
+        Request::post(format!("http://{addr}/x"))
+            .header("authorization", &auth)
+            .body(Full::new(Bytes::from_static(BODY)))
+            .unwrap()
+    };
+    assert!(
+        client().request(req()).await.is_err(),
+        "the inner error closes the connection"
+    );
+    assert!(store.is_empty(), "the failed delivery released its jti");
+    assert_eq!(send(req()).await.status, StatusCode::OK);
+    assert_eq!(send(req()).await.error(), "replayed_token");
+}
+
+#[tokio::test]
+async fn dropped_request_releases_the_jti() {
+    // The handler never answers; the client gives up; the reservation must not outlive it.
+    let store = MemoryReplayStore::new().clock(clock());
+    let app = Router::new()
+        .route(
+            "/{*p}",
+            axum_post(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                StatusCode::OK
+            }),
+        )
+        .layer(layer().replay_store(store.clone()));
+    let addr = serve_axum(app).await;
+    let auth = bearer(BODY);
+    let give_up = tokio::time::timeout(Duration::from_millis(200), post(addr, Some(&auth), BODY));
+    assert!(give_up.await.is_err());
+    // The server notices the closed connection and drops the request future (bounded wait).
+    for _ in 0..200 {
+        if store.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the abandoned reservation was never released");
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_give_one_success() {
+    // Slow handler, 8 deliveries of one callback at once: exactly one 200; the others are
+    // answered 503 (still in flight) or 409 (already done).
+    let app = Router::new()
+        .route(
+            "/{*p}",
+            axum_post(|| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                StatusCode::OK
+            }),
+        )
+        .layer(layer());
+    let addr = serve_axum(app).await;
+    let auth = bearer(BODY);
+    let replies = futures_join_all((0..8).map(|_| {
+        let auth = auth.clone();
+        tokio::spawn(async move { post(addr, Some(&auth), BODY).await })
+    }))
+    .await;
+    let ok = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 1, "{replies:?}");
+    for r in replies.iter().filter(|r| r.status != StatusCode::OK) {
+        assert!(
+            matches!(r.error().as_str(), "duplicate_in_flight" | "replayed_token"),
+            "{r:?}"
+        );
+    }
+}
+
+async fn futures_join_all<T: 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn entries_expire_with_the_token() {
+    // With a 60 s max age the jti is forgotten once the token is stale (and then refused as
+    // stale, not as a replay).
+    let clock = clock();
+    let store = MemoryReplayStore::new().clock(clock.clone());
+    let layer = layer()
+        .max_age(Duration::from_secs(60))
+        .clock_skew(Duration::from_secs(0))
+        .clock(clock.clone())
+        .replay_store(store.clone());
+    let addr = serve_axum(echo_app(layer)).await;
+    let auth = bearer(BODY);
+    let first = post(addr, Some(&auth), BODY).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let key = ReplayKey::new(API_KEY, first.json()["jti"].as_str().unwrap());
+    clock.advance(30);
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.error(),
+        "replayed_token"
+    );
+    assert_eq!(store.reserve(&key).await, Ok(Reservation::AlreadyDone));
+    clock.advance(31);
+    assert_eq!(post(addr, Some(&auth), BODY).await.error(), "stale_token");
+    // The store no longer holds it as done: the entry expired with the token.
+    assert_eq!(store.reserve(&key).await, Ok(Reservation::Reserved));
+}

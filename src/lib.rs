@@ -69,3 +69,8 @@ pub use token::verify_signature;
 pub use verify::{
     CallbackVerifier, DEFAULT_BODY_LIMIT, DEFAULT_CLOCK_SKEW, DEFAULT_ISSUER, DEFAULT_MAX_AGE,
 };
+
+/// Compiles the README's examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

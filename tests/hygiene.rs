@@ -1,0 +1,168 @@
+//! Secret hygiene: over every rejection path, the tracing output names the reason and never
+//! the secret, the token or the body; `Debug` of every configured type hides the secret.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::Full;
+use serde_json::json;
+use tower::{Service, ServiceExt};
+use tracing_subscriber::fmt::MakeWriter;
+use vonage_secure_callbacks::{
+    CallbackVerifier, MemoryReplayStore, Rejection, Secret, Secrets, SecureCallbackLayer,
+};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+const BODY: &[u8] = br#"{"private":"body-marker-7f3a","event":"sessionCreated"}"#;
+
+async fn call<S>(svc: &mut S, req: Request<Full<Bytes>>) -> S::Response
+where
+    S: Service<Request<Full<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    svc.ready().await.unwrap().call(req).await.unwrap()
+}
+
+#[tokio::test]
+async fn tracing_names_reasons_and_never_secrets_tokens_or_bodies() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(layer().body_limit(BODY.len()))
+        .service(jti_service());
+    // A replay store with no room: every verified callback meets replay_store_unavailable.
+    let mut full_svc = tower::ServiceBuilder::new()
+        .layer(layer().replay_store(MemoryReplayStore::with_capacity(0).clock(clock())))
+        .service(jti_service());
+
+    let valid = token_at_now(BODY, |_| {});
+    let tokens = vec![
+        valid.clone(),
+        valid.clone(),
+        token_at_now(BODY, |c| {
+            c.insert("iss".into(), json!("x"));
+        }),
+        token_at_now(BODY, |c| {
+            c.insert("iat".into(), json!(1));
+        }),
+        token_at_now(BODY, |c| {
+            c.insert("iat".into(), json!(NOW + 9999));
+        }),
+        token_at_now(BODY, |c| {
+            c.remove("payload_hash");
+        }),
+        token_at_now(b"other", |_| {}),
+        token_at_now(BODY, |c| {
+            c.insert("api_key".into(), json!("nobody"));
+        }),
+        format!("{}x", &valid[..valid.len() - 1]),
+        valid.replace(
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+            "eyJhbGciOiJub25lIn0",
+        ),
+        "garbage".to_owned(),
+    ];
+    let request = |auth: Option<&str>, body: Bytes| {
+        let mut req = Request::post("/").body(Full::new(body)).unwrap();
+        if let Some(token) = auth {
+            let value = format!("Bearer {token}").parse().unwrap();
+            req.headers_mut().insert("authorization", value);
+        }
+        req
+    };
+    let mut cases: Vec<_> = tokens
+        .iter()
+        .map(|t| request(Some(t), Bytes::from_static(BODY)))
+        .collect();
+    cases.push(request(None, Bytes::from_static(BODY)));
+    let oversized = vec![b'x'; BODY.len() + 1];
+    cases.push(request(
+        Some(&token_at_now(&oversized, |_| {})),
+        oversized.into(),
+    ));
+
+    let mut responses = Vec::new();
+    for req in cases {
+        let res = call(&mut svc, req).await;
+        responses.push(res.extensions().get::<Rejection>().copied());
+    }
+    let fresh = token_at_now(BODY, |_| {});
+    let req = request(Some(&fresh), Bytes::from_static(BODY));
+    let res = call(&mut full_svc, req).await;
+    responses.push(res.extensions().get::<Rejection>().copied());
+    let sent_tokens = [tokens, vec![fresh]].concat();
+
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(responses[0], None, "the valid callback passes");
+    let reasons: Vec<_> = responses.iter().flatten().collect();
+    assert_eq!(reasons.len(), responses.len() - 1, "{responses:?}");
+    for r in &reasons {
+        assert!(
+            out.contains(r.code()),
+            "{} missing from the log:\n{out}",
+            r.code()
+        );
+    }
+    assert!(!out.contains(SECRET), "secret leaked:\n{out}");
+    for token in &sent_tokens {
+        for part in token.split('.').filter(|p| p.len() > 8) {
+            assert!(!out.contains(part), "token leaked:\n{out}");
+        }
+    }
+    assert!(!out.contains("body-marker-7f3a"), "body leaked:\n{out}");
+}
+
+#[test]
+fn debug_output_never_shows_the_secret() {
+    let secret = Secret::new(SECRET).unwrap();
+    let secrets = Secrets::new().project(API_KEY, secret.clone());
+    let layer = SecureCallbackLayer::new(secrets.clone());
+    let verifier = CallbackVerifier::new(secrets.clone());
+    let svc: vonage_secure_callbacks::SecureCallbackService<_> = tower::Layer::layer(
+        &layer,
+        tower::service_fn(|_: ()| async { Ok::<(), ()>(()) }),
+    );
+    let signer = signer();
+    for shown in [
+        format!("{secret:?}"),
+        format!("{secrets:?}"),
+        format!("{layer:?}"),
+        format!("{verifier:?}"),
+        format!("{svc:?}"),
+        format!("{signer:?}"),
+    ] {
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(!shown.contains(&SECRET[..12]), "{shown}");
+    }
+    assert!(format!("{secrets:?}").contains(API_KEY));
+}

@@ -28,17 +28,17 @@ use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VonageClaims
 /// Answers each verified callback with the claims that were verified.
 async fn on_callback(Extension(claims): Extension<VonageClaims>, body: Bytes) -> Json<Value> {
     info!(
-        api_key = %claims.api_key,
-        jti = %claims.jti,
+        api_key = %claims.api_key(),
+        jti = %claims.jti(),
         bytes = body.len(),
         "verified callback"
     );
     Json(json!({
         "verified": true,
-        "api_key": claims.api_key,
-        "jti": claims.jti,
-        "iat": claims.iat,
-        "application_id": claims.application_id,
+        "api_key": claims.api_key(),
+        "jti": claims.jti(),
+        "iat": claims.iat(),
+        "application_id": claims.application_id(),
         "body_bytes": body.len(),
     }))
 }

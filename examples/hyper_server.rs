@@ -25,8 +25,8 @@ async fn handle(request: Request<VerifiedBody>) -> Result<Response<Full<Bytes>>,
     let body = request.into_body().into_bytes();
     println!(
         "callback {} from {}: {} bytes",
-        claims.jti,
-        claims.api_key,
+        claims.jti(),
+        claims.api_key(),
         body.len()
     );
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))

@@ -26,7 +26,7 @@ async fn handle(request: Request<VerifiedBody>) -> Result<Response<Full<Bytes>>,
     let jti = request
         .extensions()
         .get::<VonageClaims>()
-        .map(|claims| claims.jti.clone())
+        .map(|claims| claims.jti().to_owned())
         .unwrap_or_default();
     Ok(Response::new(Full::new(Bytes::from(jti))))
 }

@@ -1,5 +1,6 @@
 //! The verified claims of a Vonage callback token.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
@@ -10,43 +11,69 @@ use crate::rejection::Rejection;
 
 /// The claims of a callback token that passed every check, placed in the request's extensions.
 ///
-/// In axum: `Extension(claims): Extension<VonageClaims>`.
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
+/// In axum: `Extension(claims): Extension<VonageClaims>`. The claims live in the one buffer the
+/// token was decoded into; the text accessors borrow from it, and cloning is cheap.
+#[derive(Clone)]
 pub struct VonageClaims {
-    /// Issued-at, Unix seconds.
-    pub iat: u64,
-    /// The token's unique id (a UUID), the key of replay protection.
-    pub jti: String,
-    /// The issuer, `"Vonage"` unless configured otherwise.
-    pub iss: String,
-    /// Lowercase hex SHA-256 of the body, as sent. `None` only when the payload hash check
-    /// was switched off with [`crate::dangerous::skip_payload_hash_check`] and the claim is absent.
-    pub payload_hash: Option<String>,
-    /// The API key (project) whose secret signed the token.
-    pub api_key: String,
-    /// The Vonage application, when the token names one.
-    pub application_id: Option<String>,
-    /// Expiry, Unix seconds, when present (Vonage does not send one).
-    pub exp: Option<u64>,
-    /// Not-before, Unix seconds, when present.
-    pub nbf: Option<u64>,
-    /// The decoded JSON object of all claims, for claims this type does not name.
+    /// The decoded JSON object of all claims, exactly as signed.
     raw: Bytes,
-}
-
-/// The claims as they appear on the wire. Every field is optional here so that a missing claim
-/// gets its own rejection; a field of the wrong JSON type, or a duplicated one, fails the parse.
-#[derive(Deserialize)]
-struct WireClaims {
-    iat: Option<u64>,
-    jti: Option<String>,
-    iss: Option<String>,
-    payload_hash: Option<String>,
-    api_key: Option<String>,
-    application_id: Option<String>,
+    iat: u64,
     exp: Option<u64>,
     nbf: Option<u64>,
+    jti: Text,
+    iss: Text,
+    api_key: Text,
+    payload_hash: Option<Text>,
+    application_id: Option<Text>,
+}
+
+/// A string claim: where it stands in `raw`, or, when JSON escapes made it differ from its
+/// bytes there (rare), its own copy.
+#[derive(Clone)]
+enum Text {
+    Span { start: u32, end: u32 },
+    Owned(Box<str>),
+}
+
+/// The claims as they appear on the wire, borrowing from the decoded buffer. Every field is
+/// optional here so that a missing claim gets its own rejection; a field of the wrong JSON
+/// type, or a duplicated one, fails the parse.
+#[derive(Deserialize)]
+struct WireClaims<'a> {
+    iat: Option<u64>,
+    #[serde(borrow)]
+    jti: Option<Str<'a>>,
+    #[serde(borrow)]
+    iss: Option<Str<'a>>,
+    #[serde(borrow)]
+    payload_hash: Option<Str<'a>>,
+    #[serde(borrow)]
+    api_key: Option<Str<'a>>,
+    #[serde(borrow)]
+    application_id: Option<Str<'a>>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+}
+
+/// A string that borrows unless escapes forced a copy. (serde borrows a `Cow<str>` only when it
+/// is a field's whole type, not inside an `Option`: hence the newtype.)
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Text {
+    fn new(raw: &[u8], value: Cow<'_, str>) -> Self {
+        match value {
+            Cow::Borrowed(s) => {
+                // Pointer arithmetic on addresses only: where the borrowed text starts in `raw`.
+                let start = s.as_ptr() as usize - raw.as_ptr() as usize;
+                Text::Span {
+                    start: start as u32,
+                    end: (start + s.len()) as u32,
+                }
+            }
+            Cow::Owned(s) => Text::Owned(s.into_boxed_str()),
+        }
+    }
 }
 
 impl VonageClaims {
@@ -55,22 +82,82 @@ impl VonageClaims {
     /// A missing `iss` or `payload_hash` is kept as empty/`None` so that the later checks can
     /// name it; every other required claim must be present.
     pub(crate) fn parse(json: Vec<u8>) -> Result<Self, Rejection> {
-        let wire: WireClaims =
+        // Spans are u32; the token length limit keeps payloads far below that.
+        if json.len() > u32::MAX as usize {
+            return Err(Rejection::MalformedToken);
+        }
+        let wire: WireClaims<'_> =
             serde_json::from_slice(&json).map_err(|_| Rejection::MalformedToken)?;
         let (Some(iat), Some(jti), Some(api_key)) = (wire.iat, wire.jti, wire.api_key) else {
             return Err(Rejection::MalformedToken);
         };
-        Ok(Self {
+        let text = |value: Str<'_>| Text::new(&json, value.0);
+        let claims = Self {
             iat,
-            jti,
-            iss: wire.iss.unwrap_or_default(),
-            payload_hash: wire.payload_hash,
-            api_key,
-            application_id: wire.application_id,
             exp: wire.exp,
             nbf: wire.nbf,
+            jti: text(jti),
+            iss: wire.iss.map_or(Text::Owned(Box::default()), text),
+            api_key: text(api_key),
+            payload_hash: wire.payload_hash.map(text),
+            application_id: wire.application_id.map(text),
+            raw: Bytes::new(),
+        };
+        Ok(Self {
             raw: Bytes::from(json),
+            ..claims
         })
+    }
+
+    fn text<'a>(&'a self, text: &'a Text) -> &'a str {
+        match text {
+            Text::Span { start, end } => {
+                // The span was cut from a `&str` serde_json validated in this very buffer.
+                std::str::from_utf8(&self.raw[*start as usize..*end as usize]).unwrap_or_default()
+            }
+            Text::Owned(s) => s,
+        }
+    }
+
+    /// Issued-at, Unix seconds.
+    pub fn iat(&self) -> u64 {
+        self.iat
+    }
+
+    /// The token's unique id (a UUID), the key of replay protection.
+    pub fn jti(&self) -> &str {
+        self.text(&self.jti)
+    }
+
+    /// The issuer, `"Vonage"` unless configured otherwise.
+    pub fn iss(&self) -> &str {
+        self.text(&self.iss)
+    }
+
+    /// The API key (project) whose secret signed the token.
+    pub fn api_key(&self) -> &str {
+        self.text(&self.api_key)
+    }
+
+    /// Lowercase hex SHA-256 of the body, as sent. `None` only when the payload hash check was
+    /// switched off with [`crate::dangerous::skip_payload_hash_check`] and the claim is absent.
+    pub fn payload_hash(&self) -> Option<&str> {
+        self.payload_hash.as_ref().map(|t| self.text(t))
+    }
+
+    /// The Vonage application, when the token names one.
+    pub fn application_id(&self) -> Option<&str> {
+        self.application_id.as_ref().map(|t| self.text(t))
+    }
+
+    /// Expiry, Unix seconds, when present (Vonage does not send one).
+    pub fn exp(&self) -> Option<u64> {
+        self.exp
+    }
+
+    /// Not-before, Unix seconds, when present.
+    pub fn nbf(&self) -> Option<u64> {
+        self.nbf
     }
 
     /// Any claim by name, deserialized as `T`; `None` when absent or of another type.
@@ -93,15 +180,23 @@ impl VonageClaims {
     }
 }
 
+impl PartialEq for VonageClaims {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for VonageClaims {}
+
 impl fmt::Debug for VonageClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VonageClaims")
             .field("iat", &self.iat)
-            .field("jti", &self.jti)
-            .field("iss", &self.iss)
-            .field("payload_hash", &self.payload_hash)
-            .field("api_key", &self.api_key)
-            .field("application_id", &self.application_id)
+            .field("jti", &self.jti())
+            .field("iss", &self.iss())
+            .field("payload_hash", &self.payload_hash())
+            .field("api_key", &self.api_key())
+            .field("application_id", &self.application_id())
             .field("exp", &self.exp)
             .field("nbf", &self.nbf)
             .finish_non_exhaustive()
@@ -123,11 +218,24 @@ mod tests {
                 "application_id":"app","region":"eu"}"#,
         )
         .unwrap();
-        assert_eq!((c.iat, c.jti.as_str(), c.api_key.as_str()), (1, "j", "k"));
-        assert_eq!(c.application_id.as_deref(), Some("app"));
+        assert_eq!(
+            (c.iat(), c.jti(), c.api_key(), c.iss()),
+            (1, "j", "k", "Vonage")
+        );
+        assert_eq!(c.application_id(), Some("app"));
+        assert_eq!(c.payload_hash(), Some("ab"));
         assert_eq!(c.claim::<String>("region").as_deref(), Some("eu"));
         assert_eq!(c.claim::<u64>("region"), None);
         assert_eq!(c.claim::<String>("absent"), None);
+        assert_eq!(c.clone(), c);
+        assert!(format!("{c:?}").contains(r#"jti: "j""#));
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let c = parse(r#"{"iat":1,"jti":"a\"b\u00e9","api_key":"\u006b"}"#).unwrap();
+        assert_eq!(c.jti(), "a\"bé");
+        assert_eq!(c.api_key(), "k");
     }
 
     #[test]
@@ -146,14 +254,14 @@ mod tests {
             r#"[1,2]"#,
             r#"{"iat":1,"jti":"j","api_key":"k""#,
         ] {
-            assert_eq!(parse(json), Err(Rejection::MalformedToken), "{json}");
+            assert_eq!(parse(json).err(), Some(Rejection::MalformedToken), "{json}");
         }
     }
 
     #[test]
     fn missing_iss_and_hash_are_left_for_later_checks() {
         let c = parse(r#"{"iat":1,"jti":"j","api_key":"k"}"#).unwrap();
-        assert_eq!(c.iss, "");
-        assert_eq!(c.payload_hash, None);
+        assert_eq!(c.iss(), "");
+        assert_eq!(c.payload_hash(), None);
     }
 }

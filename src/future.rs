@@ -11,14 +11,14 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{header, Request, Response};
 use http_body::Body;
-use http_body_util::combinators::Collect;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::LengthLimitError;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::BoxError;
 
 use crate::body::{ResponseBody, VerifiedBody};
+use crate::buffer::Buffered;
 use crate::claims::VonageClaims;
 use crate::layer::Shared;
 use crate::rejection::{OnRejection, Rejection};
@@ -35,7 +35,7 @@ pin_project! {
         R: ReplayStore,
     {
         #[pin]
-        state: State<Collect<Limited<B>>, R::ReserveFuture, S::Future, R::SettleFuture, Result<S::Response, S::Error>>,
+        state: State<Buffered<B>, R::ReserveFuture, S::Future, R::SettleFuture, Result<S::Response, S::Error>>,
         shared: Arc<Shared<R, F>>,
         // The readied inner service, until it is called.
         inner: Option<S>,
@@ -86,7 +86,7 @@ where
                     body: Bytes::new(),
                     ttl,
                 };
-                let body = Limited::new(body, limit).collect();
+                let body = Buffered::new(body, limit);
                 (State::Buffering { body }, Some(verified))
             }
         };
@@ -137,10 +137,8 @@ where
                     match ready!(body.poll(cx)) {
                         Err(err) if err.is::<LengthLimitError>() => Rejection::BodyTooLarge,
                         Err(_) => Rejection::BodyReadError,
-                        Ok(collected) => {
-                            // One chunk comes out as it came in; only a multi-chunk body is
-                            // joined, once.
-                            verified.body = collected.to_bytes();
+                        Ok(body) => {
+                            verified.body = body;
                             match this
                                 .shared
                                 .verifier
@@ -149,8 +147,8 @@ where
                                 Err(rejection) => rejection,
                                 Ok(()) => {
                                     let key = ReplayKey::new(
-                                        &verified.claims.api_key,
-                                        &verified.claims.jti,
+                                        &verified.claims.api_key(),
+                                        &verified.claims.jti(),
                                     );
                                     let reserve = this.shared.store.reserve(&key);
                                     this.state.set(State::Reserving {

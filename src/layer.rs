@@ -36,7 +36,7 @@ pub(crate) struct Shared<R, F> {
 /// use vonage_secure_callbacks::{Secret, SecureCallbackLayer, Secrets, VonageClaims};
 ///
 /// async fn on_session(Extension(claims): Extension<VonageClaims>, body: String) -> StatusCode {
-///     println!("{} sent {} bytes", claims.api_key, body.len());
+///     println!("{} sent {} bytes", claims.api_key(), body.len());
 ///     StatusCode::OK
 /// }
 ///

@@ -14,7 +14,7 @@
 //!
 //! async fn on_session(Extension(claims): Extension<VonageClaims>, body: Bytes) -> StatusCode {
 //!     // Only verified callbacks get here; `body` holds the exact bytes that were hashed.
-//!     let _ = (claims.jti, body);
+//!     let _ = (claims.jti(), body);
 //!     StatusCode::OK
 //! }
 //!
@@ -42,6 +42,7 @@ compile_error!("enable one crypto backend: feature `rust_crypto` (default) or `a
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 mod body;
+mod buffer;
 mod claims;
 mod clock;
 pub mod dangerous;

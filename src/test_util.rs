@@ -13,7 +13,7 @@
 //!     Secrets::new().project("a1b2c3d", Secret::new(secret).unwrap()),
 //! );
 //! let claims = verifier.verify_authorization(&authorization, body).unwrap();
-//! assert_eq!(claims.api_key, "a1b2c3d");
+//! assert_eq!(claims.api_key(), "a1b2c3d");
 //! ```
 
 use std::collections::hash_map::RandomState;

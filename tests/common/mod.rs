@@ -57,10 +57,10 @@ pub fn layer() -> SecureCallbackLayer {
 /// The claims handler of the examples: echoes what was verified.
 pub async fn echo(Extension(claims): Extension<VonageClaims>, body: Bytes) -> Json<Value> {
     Json(json!({
-        "api_key": claims.api_key,
-        "jti": claims.jti,
-        "iat": claims.iat,
-        "application_id": claims.application_id,
+        "api_key": claims.api_key(),
+        "jti": claims.jti(),
+        "iat": claims.iat(),
+        "application_id": claims.application_id(),
         "body_len": body.len(),
     }))
 }
@@ -171,7 +171,7 @@ pub fn jti_service() -> impl tower::Service<
             let jti = req
                 .extensions()
                 .get::<VonageClaims>()
-                .map(|c| c.jti.clone())
+                .map(|c| c.jti().to_owned())
                 .unwrap_or_default();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(jti))))
         },

@@ -1,0 +1,188 @@
+//! Shared by the benches: fixtures, the two comparison pipelines, and reading back criterion's
+//! medians so that each bench can print ratios measured in the same run.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use criterion::Criterion;
+use hmac::{KeyInit, Mac};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use vonage_secure_callbacks::test_util::CallbackSigner;
+use vonage_secure_callbacks::{CallbackVerifier, FixedClock, Secret, Secrets};
+
+pub const API_KEY: &str = "a1b2c3d4";
+pub const SECRET: &str = "VonageSignatureSecretForTests1234567890";
+pub const NOW: u64 = 1_800_000_000;
+pub const SIZES: [(&str, usize); 4] = [
+    ("256B", 256),
+    ("2KiB", 2048),
+    ("64KiB", 64 * 1024),
+    ("1MiB", 1024 * 1024),
+];
+
+pub fn signer() -> CallbackSigner {
+    CallbackSigner::new(API_KEY, SECRET).application_id("aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+}
+
+/// A JSON-looking body of exactly `len` bytes.
+pub fn body(len: usize) -> Vec<u8> {
+    let mut b = br#"{"sessionId":"2_MX4xMDB-fn4","event":"connectionCreated","pad":""#.to_vec();
+    b.resize(len.saturating_sub(2), b'x');
+    b.extend_from_slice(br#""}"#);
+    b.truncate(len);
+    b
+}
+
+pub fn token(body: &[u8]) -> String {
+    signer().token_with(body, |c| {
+        c.insert("iat".into(), NOW.into());
+    })
+}
+
+pub fn verifier() -> CallbackVerifier {
+    CallbackVerifier::new(Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()))
+        .clock(FixedClock::new(NOW))
+        .body_limit(2 * 1024 * 1024)
+}
+
+#[derive(Deserialize)]
+struct RefHeader<'a> {
+    alg: &'a str,
+}
+
+#[derive(Deserialize)]
+struct RefClaims<'a> {
+    iat: u64,
+    #[serde(borrow)]
+    jti: &'a str,
+    iss: &'a str,
+    payload_hash: &'a str,
+    api_key: &'a str,
+}
+
+/// The irreducible work, hand-written: decode, one HMAC, parse the claims (borrowed), hash the
+/// body, compare. No tower, no replay store, one fixed secret.
+pub fn reference(token: &str, body: &[u8], secret: &[u8]) -> bool {
+    let Some((signing_input, sig_b64)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let Some((h, p)) = signing_input.split_once('.') else {
+        return false;
+    };
+    let mut hbuf = [0u8; 64];
+    let Ok(hn) = URL_SAFE_NO_PAD.decode_slice(h, &mut hbuf) else {
+        return false;
+    };
+    let Ok(header) = serde_json::from_slice::<RefHeader<'_>>(&hbuf[..hn]) else {
+        return false;
+    };
+    if header.alg != "HS256" {
+        return false;
+    }
+    let Ok(payload) = URL_SAFE_NO_PAD.decode(p) else {
+        return false;
+    };
+    let Ok(claims) = serde_json::from_slice::<RefClaims<'_>>(&payload) else {
+        return false;
+    };
+    let mut sig = [0u8; 33];
+    if URL_SAFE_NO_PAD.decode_slice(sig_b64, &mut sig) != Ok(32) {
+        return false;
+    }
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret).unwrap();
+    mac.update(signing_input.as_bytes());
+    if mac.verify_slice(&sig[..32]).is_err() {
+        return false;
+    }
+    if claims.iss != "Vonage" || claims.iat + 86_400 < NOW || claims.api_key.is_empty() {
+        return false;
+    }
+    let mut expected = [0u8; 32];
+    let hex = claims.payload_hash.as_bytes();
+    if hex.len() != 64 {
+        return false;
+    }
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let Ok(s) = std::str::from_utf8(pair) else {
+            return false;
+        };
+        let Ok(b) = u8::from_str_radix(s, 16) else {
+            return false;
+        };
+        expected[i] = b;
+    }
+    let _ = claims.jti;
+    Sha256::digest(body).as_slice().ct_eq(&expected).into()
+}
+
+#[derive(Deserialize)]
+struct NaiveClaims {
+    payload_hash: String,
+    #[allow(dead_code)]
+    api_key: String,
+}
+
+/// What a hand-rolled middleware usually does: `jsonwebtoken::decode` with a key made per
+/// request, then hex-encode the body's SHA-256 and compare strings.
+pub fn naive(token: &str, body: &[u8], secret: &[u8]) -> bool {
+    let key = jsonwebtoken::DecodingKey::from_secret(secret).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.set_issuer(&["Vonage"]);
+    let Ok(data) = jsonwebtoken::decode::<NaiveClaims>(token, &key, &validation) else {
+        return false;
+    };
+    let hex: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    hex == data.claims.payload_hash
+}
+
+/// Where criterion writes its estimates in this run.
+pub fn criterion_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("criterion")
+}
+
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .output_directory(&criterion_dir())
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args()
+}
+
+#[derive(Deserialize)]
+struct Estimates {
+    median: Estimate,
+}
+
+#[derive(Deserialize)]
+struct Estimate {
+    point_estimate: f64,
+}
+
+/// The median (ns) criterion just measured for `group/function/param`.
+pub fn median_ns(group: &str, function: &str, param: &str) -> Option<f64> {
+    let path = criterion_dir()
+        .join(group)
+        .join(function)
+        .join(param)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        serde_json::from_str::<Estimates>(&text)
+            .ok()?
+            .median
+            .point_estimate,
+    )
+}

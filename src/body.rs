@@ -28,6 +28,13 @@ impl VerifiedBody {
     }
 }
 
+/// For tests of inner services: a body as the layer would hand it on.
+impl From<Bytes> for VerifiedBody {
+    fn from(data: Bytes) -> Self {
+        Self::new(data)
+    }
+}
+
 impl Body for VerifiedBody {
     type Data = Bytes;
     type Error = Infallible;

@@ -1,11 +1,10 @@
 //! Options that weaken a defence. Each is a deliberate, greppable choice; none is needed to
 //! receive Vonage's callbacks.
 
-use crate::replay::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use crate::replay::{ReplayKey, ReplayStore, ReplayStoreError, Reservation, Retention};
 use crate::secrets::{Secret, SecretError};
 use crate::SecureCallbackLayer;
 use std::future::{ready, Ready};
-use std::time::Duration;
 
 /// Accepts a secret of any non-empty length. Vonage's signature secrets are longer than 32
 /// bytes; a shorter one is open to brute force.
@@ -44,7 +43,7 @@ impl ReplayStore for NoReplayStore {
         ready(Ok(Reservation::Reserved))
     }
 
-    fn complete(&self, _key: &ReplayKey, _ttl: Duration) -> Self::SettleFuture {
+    fn complete(&self, _key: &ReplayKey, _retention: Retention) -> Self::SettleFuture {
         ready(Ok(()))
     }
 

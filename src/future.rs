@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -22,7 +21,7 @@ use crate::buffer::Buffered;
 use crate::claims::VonageClaims;
 use crate::layer::Shared;
 use crate::rejection::{OnRejection, Rejection};
-use crate::replay::{Held, ReplayKey, ReplayStore, Reservation};
+use crate::replay::{Held, ReplayKey, ReplayStore, Reservation, Retention};
 
 pin_project! {
     /// Response future of [`SecureCallbackService`](crate::SecureCallbackService).
@@ -63,7 +62,7 @@ struct Verified {
     parts: Parts,
     claims: VonageClaims,
     body: Bytes,
-    ttl: Duration,
+    retention: Retention,
 }
 
 impl<S, B, R, F> ResponseFuture<S, B, R, F>
@@ -75,16 +74,17 @@ where
 {
     pub(crate) fn new(request: Request<B>, inner: S, shared: Arc<Shared<R, F>>) -> Self {
         let (parts, body) = request.into_parts();
-        let (state, verified) = match Self::check_headers(&parts, &body, &shared) {
+        let now = shared.verifier.now();
+        let (state, verified) = match Self::check_headers(&parts, &body, &shared, now) {
             Err(rejection) => (State::Rejected { rejection }, None),
             Ok(claims) => {
                 let limit = shared.verifier.limit();
-                let ttl = shared.verifier.replay_ttl(&claims);
+                let retention = shared.verifier.retention(&claims, now);
                 let verified = Verified {
                     parts,
                     claims,
                     body: Bytes::new(),
-                    ttl,
+                    retention,
                 };
                 let body = Buffered::new(body, limit);
                 (State::Buffering { body }, Some(verified))
@@ -104,6 +104,7 @@ where
         parts: &Parts,
         body: &B,
         shared: &Shared<R, F>,
+        now: u64,
     ) -> Result<VonageClaims, Rejection> {
         let limit = shared.verifier.limit() as u64;
         let declared = parts
@@ -113,7 +114,7 @@ where
         if declared.is_some_and(|len| len > limit) || body.size_hint().lower() > limit {
             return Err(Rejection::BodyTooLarge);
         }
-        shared.verifier.verify_headers(&parts.headers)
+        shared.verifier.verify_headers(&parts.headers, now)
     }
 }
 
@@ -168,9 +169,9 @@ where
                             parts,
                             claims,
                             body,
-                            ttl,
+                            retention,
                         } = this.verified.take().expect("reserving keeps the request");
-                        *this.held = Some(Held::new(this.shared.store.clone(), key, ttl));
+                        *this.held = Some(Held::new(this.shared.store.clone(), key, retention));
                         let mut request = Request::from_parts(parts, VerifiedBody::new(body));
                         request.extensions_mut().insert(claims);
                         let mut inner =

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::claims::VonageClaims;
 use crate::clock::{Clock, SystemClock};
 use crate::rejection::Rejection;
+use crate::replay::Retention;
 use crate::secrets::Secrets;
 use crate::token::{bearer_token, UnverifiedToken};
 
@@ -128,7 +129,7 @@ impl CallbackVerifier {
 
     /// Verifies a whole callback: the request's headers and its exact body bytes.
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<VonageClaims, Rejection> {
-        let claims = self.verify_headers(headers)?;
+        let claims = self.verify_headers(headers, self.now())?;
         self.check_body(&claims, body)?;
         Ok(claims)
     }
@@ -141,30 +142,39 @@ impl CallbackVerifier {
     ) -> Result<VonageClaims, Rejection> {
         let value =
             http::HeaderValue::from_str(authorization).map_err(|_| Rejection::MalformedToken)?;
-        let claims = self.verify_claims(bearer_token(&value)?)?;
+        let claims = self.verify_claims(bearer_token(&value)?, self.now())?;
         self.check_body(&claims, body)?;
         Ok(claims)
     }
 
     /// Verifies a bare token (no `Bearer `) and the body it signs.
     pub fn verify_token(&self, token: &str, body: &[u8]) -> Result<VonageClaims, Rejection> {
-        let claims = self.verify_claims(token)?;
+        let claims = self.verify_claims(token, self.now())?;
         self.check_body(&claims, body)?;
         Ok(claims)
     }
 
+    /// "Now" on the configured clock, read once per callback.
+    pub(crate) fn now(&self) -> u64 {
+        self.config.clock.now()
+    }
+
     /// Everything that can be checked before the body is read: token, signature, issuer, time.
-    pub(crate) fn verify_headers(&self, headers: &HeaderMap) -> Result<VonageClaims, Rejection> {
+    pub(crate) fn verify_headers(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<VonageClaims, Rejection> {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let value = values.next().ok_or(Rejection::MissingToken)?;
         // Two Authorization headers are ambiguous: which one did the proxy look at?
         if values.next().is_some() {
             return Err(Rejection::MalformedToken);
         }
-        self.verify_claims(bearer_token(value)?)
+        self.verify_claims(bearer_token(value)?, now)
     }
 
-    fn verify_claims(&self, token: &str) -> Result<VonageClaims, Rejection> {
+    fn verify_claims(&self, token: &str, now: u64) -> Result<VonageClaims, Rejection> {
         let config = &*self.config;
         let token = UnverifiedToken::split(token)?;
         let claims = token.claims()?;
@@ -180,7 +190,6 @@ impl CallbackVerifier {
         if claims.iss() != &*config.issuer {
             return Err(Rejection::BadIssuer);
         }
-        let now = config.clock.now();
         let skew = config.clock_skew;
         if claims.iat() > now.saturating_add(skew)
             || claims
@@ -217,14 +226,14 @@ impl CallbackVerifier {
         }
     }
 
-    /// How long a reservation for `claims` must be remembered: until its `iat` is stale.
-    pub(crate) fn replay_ttl(&self, claims: &VonageClaims) -> Duration {
+    /// How long a delivered `claims.jti` must be remembered: until its token is stale anyway.
+    pub(crate) fn retention(&self, claims: &VonageClaims, now: u64) -> Retention {
         let config = &*self.config;
         let until = claims
             .iat()
             .saturating_add(config.max_age)
             .saturating_add(config.clock_skew);
-        Duration::from_secs(until.saturating_sub(config.clock.now()).max(1))
+        Retention::new(until, now)
     }
 }
 
@@ -430,6 +439,8 @@ mod tests {
         let (v, s) = setup();
         let c = v.verify_token(&at(&s, b"", NOW - 100), b"").unwrap();
         let expected = DEFAULT_MAX_AGE.as_secs() + DEFAULT_CLOCK_SKEW.as_secs() - 100;
-        assert_eq!(v.replay_ttl(&c), Duration::from_secs(expected));
+        let r = v.retention(&c, NOW);
+        assert_eq!(r.ttl(), Duration::from_secs(expected));
+        assert_eq!(r.until(), NOW + expected);
     }
 }

@@ -1,12 +1,12 @@
 //! The default replay store: a bounded map in this process's memory.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{ready, Ready};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use super::{ReplayKey, ReplayStore, ReplayStoreError, Reservation};
+use super::{ReplayKey, ReplayStore, ReplayStoreError, Reservation, Retention};
 use crate::clock::{Clock, SystemClock};
 
 /// Default number of `jti`s remembered at once.
@@ -23,15 +23,29 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// expired, so nothing is lost and no replay is let through. Only callbacks that passed every
 /// other check reach the store, so forged traffic cannot fill it.
 ///
+/// The map is split into [`SHARDS`] independently locked shards (each holding an equal part of
+/// the capacity), so that concurrent callbacks rarely wait for each other.
+///
 /// It protects one process only: behind a load balancer, or across restarts, use a shared store.
 #[derive(Clone)]
 pub struct MemoryReplayStore {
-    state: Arc<Mutex<State>>,
-    capacity: usize,
-    clock: Arc<dyn Clock>,
+    inner: Arc<Inner>,
 }
 
-struct State {
+/// Number of independently locked parts of a [`MemoryReplayStore`].
+pub const SHARDS: usize = 16;
+
+struct Inner {
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    capacity: usize,
+    clock: Box<dyn Clock>,
+}
+
+/// One shard per cache-line pair, so that locking one does not slow a neighbour's core.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+struct Shard {
     entries: HashMap<ReplayKey, Entry>,
     last_sweep: u64,
 }
@@ -55,27 +69,38 @@ impl MemoryReplayStore {
         Self::default()
     }
 
-    /// A store remembering at most `capacity` `jti`s.
+    /// A store remembering at most `capacity` `jti`s (rounded up to a multiple of [`SHARDS`]).
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::build(capacity, Box::new(SystemClock))
+    }
+
+    fn build(capacity: usize, clock: Box<dyn Clock>) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Padded(Mutex::new(Shard {
+                    entries: HashMap::new(),
+                    last_sweep: 0,
+                }))
+            })
+            .collect();
         Self {
-            state: Arc::new(Mutex::new(State {
-                entries: HashMap::new(),
-                last_sweep: 0,
-            })),
-            capacity,
-            clock: Arc::new(SystemClock),
+            inner: Arc::new(Inner {
+                shards,
+                capacity,
+                clock,
+            }),
         }
     }
 
-    /// Uses `clock` to expire entries (the layer's clock, in tests).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
+    /// Uses `clock` to expire entries (the layer's clock, in tests). Call it before sharing the
+    /// store: it starts an empty one.
+    pub fn clock(self, clock: impl Clock) -> Self {
+        Self::build(self.inner.capacity, Box::new(clock))
     }
 
     /// How many `jti`s are held (in flight or done, expired ones not yet swept included).
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        (0..SHARDS).map(|i| self.lock(i).entries.len()).sum()
     }
 
     /// True when nothing is held.
@@ -85,45 +110,76 @@ impl MemoryReplayStore {
 
     /// The most entries this store holds.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.shard_capacity() * SHARDS
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Nothing panics while the lock is held; a poisoned lock still holds consistent data.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn shard_capacity(&self) -> usize {
+        self.inner.capacity.div_ceil(SHARDS)
+    }
+
+    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
+        // Nothing panics while a lock is held; a poisoned lock still holds consistent data.
+        self.inner.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shard of `key`: FNV-1a of its bytes. Only keys of verified tokens reach the store,
+    /// so the spread need not resist chosen keys; each shard's map keeps std's keyed hasher.
+    fn shard_of(key: &ReplayKey) -> usize {
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in key.api_key().bytes().chain(key.jti().bytes()) {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+        hash as usize % SHARDS
     }
 
     fn try_reserve(&self, key: &ReplayKey) -> Result<Reservation, ReplayStoreError> {
-        let now = self.clock.now();
-        let mut state = self.lock();
-        if let Some(entry) = state.entries.get_mut(key) {
-            return Ok(match *entry {
-                Entry { done: false, .. } => Reservation::InFlight,
-                Entry {
-                    done: true,
-                    expires_at,
-                } if expires_at > now => Reservation::AlreadyDone,
-                Entry { done: true, .. } => {
-                    *entry = Entry::IN_FLIGHT;
-                    Reservation::Reserved
-                }
-            });
+        let capacity = self.shard_capacity();
+        let mut guard = self.lock(Self::shard_of(key));
+        let shard = &mut *guard;
+        // One hash and probe for lookup and insert; the clock is read only when an answer
+        // depends on it, so a fresh key in a shard with room (the common case) needs none.
+        let room = shard.entries.len() < capacity;
+        match shard.entries.entry(key.clone()) {
+            MapEntry::Occupied(mut occupied) => {
+                let entry = occupied.get_mut();
+                return Ok(match *entry {
+                    Entry { done: false, .. } => Reservation::InFlight,
+                    Entry {
+                        done: true,
+                        expires_at,
+                    } if expires_at > self.inner.clock.now() => Reservation::AlreadyDone,
+                    Entry { done: true, .. } => {
+                        *entry = Entry::IN_FLIGHT;
+                        Reservation::Reserved
+                    }
+                });
+            }
+            MapEntry::Vacant(vacant) if room => {
+                vacant.insert(Entry::IN_FLIGHT);
+                return Ok(Reservation::Reserved);
+            }
+            MapEntry::Vacant(_) => {}
         }
-        if state.entries.len() >= self.capacity && state.last_sweep != now {
-            state.last_sweep = now;
-            state.entries.retain(|_, e| !e.done || e.expires_at > now);
+        // Full: sweep expired entries (at most once a second), then try once more.
+        let now = self.inner.clock.now();
+        if shard.last_sweep != now {
+            shard.last_sweep = now;
+            shard.entries.retain(|_, e| !e.done || e.expires_at > now);
         }
-        if state.entries.len() >= self.capacity {
+        if shard.entries.len() >= capacity {
             return Err(ReplayStoreError::new("in-memory replay store is full"));
         }
-        state.entries.insert(key.clone(), Entry::IN_FLIGHT);
+        shard.entries.insert(key.clone(), Entry::IN_FLIGHT);
         Ok(Reservation::Reserved)
     }
 
     fn forget_in_flight(&self, key: &ReplayKey) {
-        let mut state = self.lock();
-        if state.entries.get(key).is_some_and(|e| !e.done) {
-            state.entries.remove(key);
+        let mut shard = self.lock(Self::shard_of(key));
+        if shard.entries.get(key).is_some_and(|e| !e.done) {
+            shard.entries.remove(key);
         }
     }
 }
@@ -143,16 +199,16 @@ impl ReplayStore for MemoryReplayStore {
         ready(self.try_reserve(key))
     }
 
-    fn complete(&self, key: &ReplayKey, ttl: Duration) -> Self::SettleFuture {
+    fn complete(&self, key: &ReplayKey, retention: Retention) -> Self::SettleFuture {
         let done = Entry {
             done: true,
-            expires_at: self.clock.now().saturating_add(ttl.as_secs()),
+            expires_at: retention.until(),
         };
-        let mut state = self.lock();
-        match state.entries.get_mut(key) {
+        let mut shard = self.lock(Self::shard_of(key));
+        match shard.entries.get_mut(key) {
             Some(entry) => *entry = done,
             None => {
-                state.entries.insert(key.clone(), done);
+                shard.entries.insert(key.clone(), done);
             }
         }
         ready(Ok(()))
@@ -172,7 +228,7 @@ impl fmt::Debug for MemoryReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryReplayStore")
             .field("len", &self.len())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
             .finish()
     }
 }
@@ -192,11 +248,15 @@ mod tests {
         }
     }
 
-    const TTL: Duration = Duration::from_secs(60);
+    /// Remembered until t=1060, as seen at t=1000.
+    const TTL: Retention = Retention {
+        until: 1060,
+        ttl: std::time::Duration::from_secs(60),
+    };
 
     #[test]
     fn reserve_complete_release_cycle() {
-        let s = MemoryReplayStore::new();
+        let s = MemoryReplayStore::new().clock(FixedClock::new(1000));
         let k = ReplayKey::new("k", "j1");
         assert_eq!(now(s.reserve(&k)), Ok(Reservation::Reserved));
         assert_eq!(now(s.reserve(&k)), Ok(Reservation::InFlight));
@@ -226,18 +286,34 @@ mod tests {
     #[test]
     fn full_store_sweeps_then_fails_closed() {
         let clock = FixedClock::new(1000);
-        let s = MemoryReplayStore::with_capacity(3).clock(clock.clone());
-        for j in ["a", "b", "c"] {
-            let k = ReplayKey::new("k", j);
-            now(s.reserve(&k)).unwrap();
-            now(s.complete(&k, TTL)).unwrap();
-        }
-        let d = ReplayKey::new("k", "d");
-        assert!(now(s.reserve(&d)).is_err());
-        assert_eq!(s.len(), 3);
-        clock.advance(61);
-        assert_eq!(now(s.reserve(&d)), Ok(Reservation::Reserved));
+        // One entry per shard: SHARDS keys landing in one shard fill it.
+        let s = MemoryReplayStore::with_capacity(SHARDS).clock(clock.clone());
+        assert_eq!(s.capacity(), SHARDS);
+        let first = ReplayKey::new("k", "0");
+        let shard = MemoryReplayStore::shard_of(&first);
+        let same_shard = (1..)
+            .map(|i| ReplayKey::new("k", &i.to_string()))
+            .find(|k| MemoryReplayStore::shard_of(k) == shard)
+            .unwrap();
+        now(s.reserve(&first)).unwrap();
+        now(s.complete(&first, TTL)).unwrap();
+        assert!(now(s.reserve(&same_shard)).is_err());
         assert_eq!(s.len(), 1);
-        assert_eq!(s.capacity(), 3);
+        clock.advance(61);
+        assert_eq!(now(s.reserve(&same_shard)), Ok(Reservation::Reserved));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn keys_spread_over_the_shards() {
+        let mut counts = [0usize; SHARDS];
+        for i in 0..16_000 {
+            let jti = format!("c5ba8f24-1a14-4c1e-93e6-{i:012}");
+            counts[MemoryReplayStore::shard_of(&ReplayKey::new("a1b2c3d4", &jti))] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (700..1300).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

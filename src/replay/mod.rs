@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use memory::{MemoryReplayStore, DEFAULT_CAPACITY};
+pub use memory::{MemoryReplayStore, DEFAULT_CAPACITY, SHARDS};
 
 /// Identifies one callback: the project's API key and the token's `jti`.
 ///
@@ -47,6 +47,35 @@ impl fmt::Debug for ReplayKey {
             .field("api_key", &self.api_key())
             .field("jti", &self.jti())
             .finish()
+    }
+}
+
+/// How long a delivered `jti` must be remembered: until its token is stale anyway, so that a
+/// replay after that is refused as `stale_token` without the store's help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    until: u64,
+    ttl: Duration,
+}
+
+impl Retention {
+    /// Remember until `until` (Unix seconds), as seen at `now`; at least one second.
+    pub fn new(until: u64, now: u64) -> Self {
+        Self {
+            until: until.max(now.saturating_add(1)),
+            ttl: Duration::from_secs(until.saturating_sub(now).max(1)),
+        }
+    }
+
+    /// The Unix second after which the entry may be forgotten.
+    pub fn until(&self) -> u64 {
+        self.until
+    }
+
+    /// The same, as a time to live from the moment of verification (for stores that expire
+    /// keys themselves, like Redis).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 }
 
@@ -98,9 +127,8 @@ pub trait ReplayStore: Clone + Send + Sync + 'static {
     /// Atomically reserves `key` unless it is in flight or done.
     fn reserve(&self, key: &ReplayKey) -> Self::ReserveFuture;
 
-    /// The inner service answered 2xx: remember `key` as done for `ttl` (until its token is
-    /// stale anyway).
-    fn complete(&self, key: &ReplayKey, ttl: Duration) -> Self::SettleFuture;
+    /// The inner service answered 2xx: remember `key` as done for as long as `retention` says.
+    fn complete(&self, key: &ReplayKey, retention: Retention) -> Self::SettleFuture;
 
     /// The inner service failed or answered non-2xx: forget `key`, so a retry is accepted.
     fn release(&self, key: &ReplayKey) -> Self::SettleFuture;
@@ -117,16 +145,15 @@ pub trait ReplayStore: Clone + Send + Sync + 'static {
 pub(crate) struct Held<R: ReplayStore> {
     store: R,
     key: Option<ReplayKey>,
-    /// How long a completed `jti` must be remembered.
-    ttl: Duration,
+    retention: Retention,
 }
 
 impl<R: ReplayStore> Held<R> {
-    pub(crate) fn new(store: R, key: ReplayKey, ttl: Duration) -> Self {
+    pub(crate) fn new(store: R, key: ReplayKey, retention: Retention) -> Self {
         Self {
             store,
             key: Some(key),
-            ttl,
+            retention,
         }
     }
 
@@ -134,7 +161,7 @@ impl<R: ReplayStore> Held<R> {
     pub(crate) fn settle(mut self, success: bool) -> R::SettleFuture {
         let key = self.key.take().expect("a held reservation has a key");
         if success {
-            self.store.complete(&key, self.ttl)
+            self.store.complete(&key, self.retention)
         } else {
             self.store.release(&key)
         }

@@ -1,0 +1,127 @@
+//! `service`: the whole `SecureCallbackService` driven in-process (in-memory replay store on,
+//! inner service answering 200 at once) beside the bare inner service and the verification
+//! alone, at 2 KiB. The layer's own overhead is what remains:
+//! `overhead = layer - bare - verify` (futures, buffering, extensions, replay bookkeeping).
+//!
+//! Every future here is ready at once, so it is polled once with a no-op waker: no runtime's
+//! scheduling is measured.
+
+mod common;
+
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use criterion::{BatchSize, Criterion};
+use http::{Request, Response, StatusCode};
+use http_body_util::{Empty, Full};
+use tower::{Layer, Service};
+use vonage_secure_callbacks::{FixedClock, MemoryReplayStore, SecureCallbackLayer, VerifiedBody};
+
+const GROUP: &str = "service";
+const LEN: usize = 2048;
+
+#[derive(Clone)]
+struct Ok200;
+
+impl Service<Request<VerifiedBody>> for Ok200 {
+    type Response = Response<Empty<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<VerifiedBody>) -> Self::Future {
+        drop(black_box(req));
+        ready(Ok(Response::new(Empty::new())))
+    }
+}
+
+fn now<F: Future>(f: F) -> F::Output {
+    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("every future in this bench is ready at once"),
+    }
+}
+
+fn signed_request(body: &Bytes) -> Request<Full<Bytes>> {
+    Request::post("/vonage/session")
+        .header("authorization", format!("Bearer {}", token(body)))
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let body = Bytes::from(body(LEN));
+    let clock = FixedClock::new(NOW);
+    let store = MemoryReplayStore::with_capacity(4_000_000).clock(clock.clone());
+    let layer = SecureCallbackLayer::from_verifier(verifier()).replay_store(store);
+    let mut service = layer.layer(Ok200);
+    let verifier = verifier();
+
+    let mut group = c.benchmark_group(GROUP);
+    group
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(1));
+    group.bench_function("layer", |b| {
+        b.iter_batched(
+            || signed_request(&body),
+            |req| {
+                let res = now(service.call(req)).unwrap();
+                assert_eq!(res.status(), StatusCode::OK);
+                res
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("bare", |b| {
+        b.iter_batched(
+            || {
+                let (parts, _) = signed_request(&body).into_parts();
+                Request::from_parts(parts, VerifiedBody::from(body.clone()))
+            },
+            |req| now(Ok200.call(req)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("verify", |b| {
+        b.iter_batched(
+            || signed_request(&body).into_parts().0,
+            |parts| {
+                verifier
+                    .verify(black_box(&parts.headers), black_box(&body))
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn report() {
+    let m = |f| median_ns(GROUP, f, "");
+    if let (Some(layer), Some(bare), Some(verify)) = (m("layer"), m("bare"), m("verify")) {
+        println!("\nservice at 2 KiB: medians of this run");
+        println!("  layer {layer:.0}ns, bare inner {bare:.0}ns, verification {verify:.0}ns");
+        println!(
+            "  layer overhead = layer - bare - verify = {:.0}ns per callback",
+            layer - bare - verify
+        );
+        println!("  layer/(bare+verify) = {:.3}", layer / (bare + verify));
+    }
+}
+
+fn main() {
+    let mut c = criterion();
+    bench(&mut c);
+    c.final_summary();
+    report();
+}

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Options: `--seconds N` per run (default 3), `--requests N` at most per run (default
-//! 200000), `--connections N` (default 32). The last line is
-//! `layer/bare=X layer/naive=Y`: throughput ratios over all runs of each.
+//! 200000), `--connections N` (default 32), `--rounds N` (default 3). The last line is
+//! `layer/bare=X layer/naive=Y`: the medians over the rounds of each round's throughput ratio
+//! (runs next to each other in time, so that the machine's drift cancels out).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +41,7 @@ struct Options {
     seconds: u64,
     requests: usize,
     connections: usize,
+    rounds: usize,
 }
 
 fn options() -> Options {
@@ -47,6 +49,7 @@ fn options() -> Options {
         seconds: 3,
         requests: 200_000,
         connections: 32,
+        rounds: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -55,7 +58,8 @@ fn options() -> Options {
             ("--seconds", Some(v)) => o.seconds = v,
             ("--requests", Some(v)) => o.requests = v as usize,
             ("--connections", Some(v)) => o.connections = v as usize,
-            _ => panic!("usage: load [--seconds N] [--requests N] [--connections N]"),
+            ("--rounds", Some(v)) => o.rounds = (v as usize).max(1),
+            _ => panic!("usage: load [--seconds N] [--requests N] [--connections N] [--rounds N]"),
         }
     }
     o
@@ -218,7 +222,9 @@ async fn main() {
     );
     let shared_auths = sign(o.requests);
     let mut totals: [(usize, Duration, Vec<u32>); 4] = Default::default();
-    for round in 0..2 {
+    let mut ratios: Vec<[f64; 4]> = Vec::new();
+    for round in 0..o.rounds {
+        let mut rps = [0.0; 4];
         for (i, (name, addr)) in servers.iter().enumerate() {
             // The layer refuses replays: it gets tokens never sent before.
             let auths = if *name == "layer" {
@@ -228,10 +234,11 @@ async fn main() {
             };
             let mut r = run(*addr, auths, body.clone(), &o).await;
             r.latencies_us.sort_unstable();
+            rps[i] = r.requests as f64 / r.elapsed.as_secs_f64();
             println!(
                 "round {} {name:>5}: {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs  ({} requests)",
                 round + 1,
-                r.requests as f64 / r.elapsed.as_secs_f64(),
+                rps[i],
                 percentile(&r.latencies_us, 0.50),
                 percentile(&r.latencies_us, 0.99),
                 r.requests
@@ -240,28 +247,29 @@ async fn main() {
             totals[i].1 += r.elapsed;
             totals[i].2.extend(r.latencies_us);
         }
+        ratios.push([
+            rps[1] / rps[0],
+            rps[1] / rps[2],
+            rps[3] / rps[0],
+            rps[1] / rps[3],
+        ]);
     }
-    let mut rps = [0.0; 4];
     for (i, (name, _)) in servers.iter().enumerate() {
         let (n, elapsed, lat) = &mut totals[i];
         lat.sort_unstable();
-        rps[i] = *n as f64 / elapsed.as_secs_f64();
         println!(
             "all   {name:>5}: {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs",
-            rps[i],
+            *n as f64 / elapsed.as_secs_f64(),
             percentile(lat, 0.50),
             percentile(lat, 0.99)
         );
     }
+    let median = |k: usize| {
+        let mut v: Vec<f64> = ratios.iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     // Informational: the bare route that also reads its body, the floor for any verifier.
-    println!(
-        "read/bare={:.3} layer/read={:.3}",
-        rps[3] / rps[0],
-        rps[1] / rps[3]
-    );
-    println!(
-        "layer/bare={:.3} layer/naive={:.3}",
-        rps[1] / rps[0],
-        rps[1] / rps[2]
-    );
+    println!("read/bare={:.3} layer/read={:.3}", median(2), median(3));
+    println!("layer/bare={:.3} layer/naive={:.3}", median(0), median(1));
 }

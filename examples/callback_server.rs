@@ -8,6 +8,8 @@
 //! - `LISTEN_ADDR` (default `127.0.0.1:3000`);
 //! - `VONAGE_API_KEY` and `VONAGE_SIGNATURE_SECRET`: your project's key and signature secret.
 //!   Without them a development secret is made up, and the server says so.
+//! - `REDIS_URL` (with `--features redis`): keep replay protection in Redis, shared by every
+//!   instance, instead of this process's memory.
 //!
 //! At start it prints a `curl` command carrying a freshly signed demo callback; run it in another
 //! terminal and the server answers 200 with the verified claims. Run it twice: the second time is
@@ -22,6 +24,7 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tracing::info;
+use vonage_secure_callbacks::replay::ReplayStore;
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VonageClaims};
 
@@ -62,6 +65,34 @@ fn credentials() -> (String, String, bool) {
     }
 }
 
+/// Every POST path answers with the verified claims.
+fn app<R: ReplayStore>(layer: SecureCallbackLayer<R>) -> Router {
+    Router::new()
+        .route("/", post(on_callback))
+        .route("/{*path}", post(on_callback))
+        .layer(layer)
+}
+
+#[cfg(feature = "redis")]
+async fn with_redis(
+    layer: SecureCallbackLayer,
+    url: &str,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(url).await?;
+    // The URL may carry a password: say where, not how.
+    let target = url.rsplit('@').next().unwrap_or(url);
+    println!("replay store: Redis at {target} (shared by every instance)");
+    Ok(app(layer.replay_store(store)))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn with_redis(
+    _layer: SecureCallbackLayer,
+    _url: &str,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    Err("REDIS_URL is set, but this build has no Redis store: run with `--features redis`".into())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -81,11 +112,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    let secrets = Secrets::new().project(api_key.clone(), Secret::new(&secret)?);
-    let app = Router::new()
-        .route("/", post(on_callback))
-        .route("/{*path}", post(on_callback))
-        .layer(SecureCallbackLayer::new(secrets));
+    let layer =
+        SecureCallbackLayer::new(Secrets::new().project(api_key.clone(), Secret::new(&secret)?));
+    let app = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => with_redis(layer, &url).await?,
+        _ => {
+            println!("replay store: in memory (this process only)");
+            app(layer)
+        }
+    };
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;

@@ -199,7 +199,8 @@ async fn main() {
     };
 
     let route = || Router::new().route("/cb", post(no_content));
-    let store = MemoryReplayStore::with_capacity(4 * o.requests);
+    // Room for every token of every round, with slack for uneven shards.
+    let store = MemoryReplayStore::with_capacity(2 * o.requests * o.rounds);
     let layer =
         SecureCallbackLayer::new(Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()))
             .replay_store(store);

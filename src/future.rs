@@ -148,8 +148,8 @@ where
                                 Err(rejection) => rejection,
                                 Ok(()) => {
                                     let key = ReplayKey::new(
-                                        &verified.claims.api_key(),
-                                        &verified.claims.jti(),
+                                        verified.claims.api_key(),
+                                        verified.claims.jti(),
                                     );
                                     let reserve = this.shared.store.reserve(&key);
                                     this.state.set(State::Reserving {

@@ -179,7 +179,7 @@ impl CallbackVerifier {
         let token = UnverifiedToken::split(token)?;
         let claims = token.claims()?;
 
-        let secrets = config.secrets.secrets_for(&claims.api_key());
+        let secrets = config.secrets.secrets_for(claims.api_key());
         if secrets.is_empty() {
             return Err(Rejection::UnknownApiKey);
         }

@@ -22,20 +22,30 @@ const SECRET: &str = "allocation-test-secret-allocation-test";
 const NOW: u64 = 1_800_000_000;
 const CALLBACKS: u64 = 200;
 
-/// The body handed to the inner service must be the very buffer the client sent.
-fn inner(
+/// Answers 200 at once, after checking that the body it was handed is the very buffer the
+/// client sent (not a copy).
+#[derive(Clone)]
+struct SameBuffer {
     sent: Bytes,
-) -> impl Service<
-    Request<VerifiedBody>,
-    Response = Response<Empty<Bytes>>,
-    Error = Infallible,
-    Future = std::future::Ready<Result<Response<Empty<Bytes>>, Infallible>>,
-> + Clone {
-    tower::service_fn(move |req: Request<VerifiedBody>| {
+}
+
+impl Service<Request<VerifiedBody>> for SameBuffer {
+    type Response = Response<Empty<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<VerifiedBody>) -> Self::Future {
         let got = req.into_body().into_bytes();
-        assert_eq!(got.as_ptr(), sent.as_ptr(), "the body was copied");
+        assert_eq!(got.as_ptr(), self.sent.as_ptr(), "the body was copied");
         std::future::ready(Ok(Response::new(Empty::new())))
-    })
+    }
 }
 
 async fn call<S>(service: &mut S, request: Request<Full<Bytes>>) -> S::Response
@@ -69,7 +79,7 @@ fn allocations_per_accepted_2kib_callback() {
     let layer = SecureCallbackLayer::new(Secrets::new().project("k", Secret::new(SECRET).unwrap()))
         .clock(clock)
         .replay_store(store.clone());
-    let mut service = layer.layer(inner(body.clone()));
+    let mut service = layer.layer(SameBuffer { sent: body.clone() });
     let requests: Vec<_> = authorizations
         .iter()
         .map(|auth| {

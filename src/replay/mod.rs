@@ -2,6 +2,8 @@
 //! once it answered 2xx, and released otherwise so that Vonage's retry is accepted.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::future::Future;
@@ -9,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use memory::{MemoryReplayStore, DEFAULT_CAPACITY, SHARDS};
+#[cfg(feature = "redis")]
+pub use redis::{RedisReplayStore, DEFAULT_IN_FLIGHT_TTL, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
 
 /// Identifies one callback: the project's API key and the token's `jti`.
 ///

@@ -1,6 +1,8 @@
 //! Real servers on loopback and a real HTTP client, shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod example;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;

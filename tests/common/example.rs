@@ -1,0 +1,81 @@
+//! Runs `examples/callback_server` as a newcomer would, and the `curl` command it prints.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The example binary that `cargo test` builds beside this test; built here if it is missing.
+pub fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join("callback_server");
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "callback_server"])
+            .args(if cfg!(feature = "redis") {
+                &["--features", "redis"][..]
+            } else {
+                &[]
+            })
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    path
+}
+
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the example with `env`, returns it and the lines it printed up to the curl command.
+pub fn start(env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
+    let mut cmd = Command::new(example_binary());
+    cmd.env("LISTEN_ADDR", "127.0.0.1:0")
+        .env_remove("VONAGE_API_KEY")
+        .env_remove("VONAGE_SIGNATURE_SECRET")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let done = line.starts_with("curl ");
+        lines.push(line);
+        if done {
+            return (child, lines);
+        }
+    }
+    panic!("the example printed no curl command: {lines:?}");
+}
+
+pub fn run_printed_curl(curl: &str) -> String {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("{curl} --max-time 10 -w '\\n%{{http_code}}'"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,363 @@
+//! The Redis replay store against real Redis servers on loopback (feature `redis`).
+//!
+//! Each test starts its own `redis-server` on a free loopback port (never 6379), except the
+//! sharing tests, which use `REDIS_URL` when it is set (CI starts one) with a prefix of their
+//! own. `redis-server` must be on `PATH` (`apt-get install redis-server`).
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::routing::post as axum_post;
+use axum::Router;
+use common::*;
+use http::StatusCode;
+use redis::AsyncCommands;
+use serde_json::json;
+use vonage_secure_callbacks::replay::{RedisReplayStore, ReplayKey};
+
+const BODY: &[u8] = br#"{"sessionId":"1_MX4","event":"streamCreated"}"#;
+
+/// A `redis-server` of this test's own; killed when dropped.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `REDIS_URL` when set, else a server of this test's own (kept alive by the returned guard).
+fn shared_redis() -> (String, Option<RedisServer>) {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => (url, None),
+        _ => {
+            let server = RedisServer::start();
+            (server.url(), Some(server))
+        }
+    }
+}
+
+fn unique_prefix(test: &str) -> String {
+    format!(
+        "test-{test}-{}",
+        vonage_secure_callbacks::test_util::fresh_jti()
+    )
+}
+
+async fn store(url: &str, prefix: &str) -> RedisReplayStore {
+    RedisReplayStore::connect_with(url, Duration::from_millis(500))
+        .await
+        .unwrap()
+        .prefix(prefix)
+}
+
+/// An app whose handler takes `delay` before answering 200.
+fn slow_app(store: RedisReplayStore, delay: Duration) -> Router {
+    Router::new()
+        .route(
+            "/{*p}",
+            axum_post(move || async move {
+                tokio::time::sleep(delay).await;
+                StatusCode::OK
+            }),
+        )
+        .layer(layer().replay_store(store))
+}
+
+#[tokio::test]
+async fn a_callback_accepted_by_one_instance_is_refused_by_the_other() {
+    let (url, _guard) = shared_redis();
+    let prefix = unique_prefix("two");
+    let a = serve_axum(echo_app(layer().replay_store(store(&url, &prefix).await))).await;
+    let b = serve_axum(echo_app(layer().replay_store(store(&url, &prefix).await))).await;
+    let auth = bearer(BODY);
+    assert_eq!(post(a, Some(&auth), BODY).await.status, StatusCode::OK);
+    let replay = post(b, Some(&auth), BODY).await;
+    assert_eq!(replay.status, StatusCode::CONFLICT);
+    assert_eq!(replay.error(), "replayed_token");
+
+    // Another prefix (another app) does not see it.
+    let other = unique_prefix("other");
+    let c = serve_axum(echo_app(layer().replay_store(store(&url, &other).await))).await;
+    assert_eq!(post(c, Some(&auth), BODY).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_to_both_instances_give_exactly_one_success() {
+    let (url, _guard) = shared_redis();
+    let prefix = unique_prefix("concurrent");
+    let delay = Duration::from_millis(50);
+    let a = serve_axum(slow_app(store(&url, &prefix).await, delay)).await;
+    let b = serve_axum(slow_app(store(&url, &prefix).await, delay)).await;
+    for _ in 0..10 {
+        let auth = bearer(BODY);
+        let tasks: Vec<_> = [a, b, a, b]
+            .into_iter()
+            .map(|addr| {
+                let auth = auth.clone();
+                tokio::spawn(async move { post(addr, Some(&auth), BODY).await })
+            })
+            .collect();
+        let mut ok = 0;
+        for task in tasks {
+            let reply = task.await.unwrap();
+            match reply.status {
+                StatusCode::OK => ok += 1,
+                _ => assert!(
+                    matches!(
+                        reply.error().as_str(),
+                        "duplicate_in_flight" | "replayed_token"
+                    ),
+                    "{reply:?}"
+                ),
+            }
+        }
+        assert_eq!(ok, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_inner_service_releases_the_jti() {
+    let (url, _guard) = shared_redis();
+    let prefix = unique_prefix("release");
+    let store = store(&url, &prefix).await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/{*p}",
+            axum_post({
+                let calls = calls.clone();
+                move || async move {
+                    match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                        0 => StatusCode::SERVICE_UNAVAILABLE,
+                        _ => StatusCode::OK,
+                    }
+                }
+            }),
+        )
+        .layer(layer().replay_store(store.clone()));
+    let addr = serve_axum(app).await;
+    let token = token_at_now(BODY, |_| {});
+    let auth = format!("Bearer {token}");
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let jti = jti_of(&token);
+    let key = store.redis_key(&ReplayKey::new(API_KEY, &jti));
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let exists: bool = redis.exists(&key).await.unwrap();
+    assert!(!exists, "the failed delivery left no key behind");
+
+    assert_eq!(post(addr, Some(&auth), BODY).await.status, StatusCode::OK);
+    let value: String = redis.get(&key).await.unwrap();
+    assert_eq!(value, "done");
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.error(),
+        "replayed_token"
+    );
+}
+
+#[tokio::test]
+async fn entries_expire_with_the_token() {
+    let (url, _guard) = shared_redis();
+    let prefix = unique_prefix("ttl");
+    let store = store(&url, &prefix).await;
+    // Max age 60 s, token issued 59 s ago: it is remembered for one more second.
+    let app = echo_app(
+        layer()
+            .max_age(Duration::from_secs(60))
+            .clock_skew(Duration::ZERO)
+            .replay_store(store.clone()),
+    );
+    let addr = serve_axum(app).await;
+    let token = token_at_now(BODY, |c| {
+        c.insert("iat".into(), json!(NOW - 59));
+    });
+    assert_eq!(
+        post(addr, Some(&format!("Bearer {token}")), BODY)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let key = store.redis_key(&ReplayKey::new(API_KEY, &jti_of(&token)));
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pttl: i64 = redis.pttl(&key).await.unwrap();
+    assert!(
+        (1..=1000).contains(&pttl),
+        "expires within a second: {pttl} ms"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exists: bool = redis.exists(&key).await.unwrap();
+        if !exists {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the key never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_down_gives_503_within_the_timeout_and_recovers() {
+    let mut server = RedisServer::start();
+    let timeout = Duration::from_millis(500);
+    let store = RedisReplayStore::connect_with(&server.url(), timeout)
+        .await
+        .unwrap()
+        .prefix(unique_prefix("down"));
+    let addr = serve_axum(echo_app(layer().replay_store(store))).await;
+    assert_eq!(
+        post(addr, Some(&bearer(BODY)), BODY).await.status,
+        StatusCode::OK
+    );
+
+    server.stop();
+    let started = Instant::now();
+    let reply = post(addr, Some(&bearer(BODY)), BODY).await;
+    let took = started.elapsed();
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.error(), "replay_store_unavailable");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert!(
+        took < timeout + Duration::from_millis(500),
+        "answered in {took:?}"
+    );
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = post(addr, Some(&bearer(BODY)), BODY).await;
+        if reply.status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(reply.error(), "replay_store_unavailable");
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_fails_cleanly() {
+    let port = StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = RedisReplayStore::connect_with(
+        &format!("redis://127.0.0.1:{port}/"),
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("replay store unavailable"),
+        "{err}"
+    );
+}
+
+/// The `jti` claim of a token (test-side decoding).
+fn jti_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    claims["jti"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn two_example_servers_share_replay_protection_through_redis() {
+    use common::example::{run_printed_curl, start};
+    let (url, _guard) = shared_redis();
+    let secret = "shared-signature-secret-for-two-instances";
+    let env = [
+        ("VONAGE_API_KEY", "abcd1234"),
+        ("VONAGE_SIGNATURE_SECRET", secret),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let (_a, lines_a) = start(&env);
+    let (_b, lines_b) = start(&env);
+    for lines in [&lines_a, &lines_b] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("replay store: Redis at")),
+            "{lines:?}"
+        );
+    }
+    let address = |lines: &[String]| {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with("listening on "))
+            .unwrap();
+        line.trim_start_matches("listening on ").to_owned()
+    };
+    let curl_a = lines_a.last().unwrap().clone();
+    let first = run_printed_curl(&curl_a);
+    assert!(first.ends_with("\n200"), "{first}");
+    // The same signed callback, replayed against the other instance.
+    let curl_b = curl_a.replace(&address(&lines_a), &address(&lines_b));
+    assert_ne!(curl_a, curl_b);
+    let replay = run_printed_curl(&curl_b);
+    assert!(replay.ends_with("\n409"), "{replay}");
+    assert!(replay.contains("replayed_token"));
+}

@@ -36,14 +36,10 @@ pub struct MemoryReplayStore {
 pub const SHARDS: usize = 16;
 
 struct Inner {
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Box<[Mutex<Shard>]>,
     capacity: usize,
     clock: Box<dyn Clock>,
 }
-
-/// One shard per cache-line pair, so that locking one does not slow a neighbour's core.
-#[repr(align(128))]
-struct Padded<T>(T);
 
 struct Shard {
     entries: HashMap<ReplayKey, Entry>,
@@ -77,10 +73,10 @@ impl MemoryReplayStore {
     fn build(capacity: usize, clock: Box<dyn Clock>) -> Self {
         let shards = (0..SHARDS)
             .map(|_| {
-                Padded(Mutex::new(Shard {
+                Mutex::new(Shard {
                     entries: HashMap::new(),
                     last_sweep: 0,
-                }))
+                })
             })
             .collect();
         Self {
@@ -120,7 +116,6 @@ impl MemoryReplayStore {
     fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
         // Nothing panics while a lock is held; a poisoned lock still holds consistent data.
         self.inner.shards[shard]
-            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

@@ -1,0 +1,143 @@
+//! The fuzz targets' checks (`fuzz/src/lib.rs`) on their seed corpus and on every input saved
+//! under `fuzz/regressions/<target>/` (crashes once found, kept fixed), in the normal test run.
+//!
+//! With `WRITE_FUZZ_SEEDS=<dir>` set, the seeds are also written to `<dir>/<target>/`, to start
+//! a fuzzing run from valid callbacks (see `fuzz/README.md`).
+
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod checks;
+
+use std::path::Path;
+
+use checks::{service_input, API_KEY, BODY, NOW, SECRET};
+use serde::Deserialize;
+use vonage_secure_callbacks::test_util::CallbackSigner;
+
+#[derive(Deserialize)]
+struct Vectors {
+    vectors: Vec<Vector>,
+}
+
+#[derive(Deserialize)]
+struct Vector {
+    token: String,
+    body: Option<String>,
+}
+
+/// Seeds per target: the public vectors and the signing helper's valid callbacks.
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let vectors: Vectors =
+        serde_json::from_str(include_str!("fixtures/vonage_vectors.json")).unwrap();
+    let signer = CallbackSigner::new(API_KEY, SECRET);
+    let valid = |body: &[u8]| {
+        signer.token_with(body, |c| {
+            c.insert("iat".into(), NOW.into());
+        })
+    };
+    let mut out = Vec::new();
+    for v in &vectors.vectors {
+        out.push(("authorization", format!("Bearer {}", v.token).into_bytes()));
+        let body = v.body.clone().unwrap_or_default();
+        let auth = format!("Bearer {}", v.token);
+        out.push((
+            "service",
+            service_input(1, auth.as_bytes(), 0, body.as_bytes()),
+        ));
+    }
+    for body in [BODY, b"", &[b'x'; 1024][..], &[b'x'; 1025][..]] {
+        let auth = format!("Bearer {}", valid(body));
+        out.push(("authorization", auth.clone().into_bytes()));
+        for flags in [1, 3, 5, 7] {
+            let declared = body.len() as u32;
+            out.push((
+                "service",
+                service_input(flags, auth.as_bytes(), declared, body),
+            ));
+        }
+        let token = valid(body);
+        let payload = token.split('.').nth(1).unwrap();
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        out.push(("claims", claims));
+    }
+    out.push((
+        "claims",
+        br#"{"iat":1800000000,"jti":"a\"b","api_key":"a1b2c3d4","iss":"Vonage"}"#.to_vec(),
+    ));
+    out
+}
+
+fn run(target: &str, data: &[u8]) {
+    match target {
+        "authorization" => checks::authorization(data),
+        "claims" => checks::claims(data),
+        "service" => {
+            checks::service(data);
+        }
+        other => panic!("no target {other}"),
+    }
+}
+
+#[test]
+fn seeds_hold_the_invariants() {
+    let seeds = seeds();
+    for (target, data) in &seeds {
+        run(target, data);
+    }
+    if let Ok(dir) = std::env::var("WRITE_FUZZ_SEEDS") {
+        for (i, (target, data)) in seeds.iter().enumerate() {
+            let dir = Path::new(&dir).join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("seed-{i:03}")), data).unwrap();
+        }
+    }
+}
+
+#[test]
+fn saved_regressions_hold_the_invariants() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    for target in ["authorization", "claims", "service"] {
+        let Ok(entries) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            run(target, &std::fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// Valid seeds really reach the inner service (else the fuzzer would start from nothing), and
+/// sent twice, the second is refused.
+#[test]
+fn a_valid_seed_reaches_the_inner_service() {
+    let signer = CallbackSigner::new(API_KEY, SECRET);
+    let auth = format!(
+        "Bearer {}",
+        signer.token_with(BODY, |c| {
+            c.insert("iat".into(), NOW.into());
+        })
+    );
+    let declared = BODY.len() as u32;
+    assert!(checks::service(&service_input(
+        1,
+        auth.as_bytes(),
+        declared,
+        BODY
+    )));
+    assert!(checks::service(&service_input(
+        7,
+        auth.as_bytes(),
+        declared,
+        BODY
+    )));
+    assert!(!checks::service(&service_input(
+        0,
+        auth.as_bytes(),
+        declared,
+        BODY
+    )));
+}

@@ -24,16 +24,24 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tracing::info;
+use vonage_secure_callbacks::events::VideoEvent;
 use vonage_secure_callbacks::replay::ReplayStore;
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VonageClaims};
 
-/// Answers each verified callback with the claims that were verified.
+/// Answers each verified callback with the claims that were verified, and logs the Video
+/// event it carries by family and type.
 async fn on_callback(Extension(claims): Extension<VonageClaims>, body: Bytes) -> Json<Value> {
+    let (family, kind) = match VideoEvent::parse(&body) {
+        Ok(event) => (event.family(), event.kind().to_owned()),
+        Err(_) => ("not-json", String::new()),
+    };
     info!(
         api_key = %claims.api_key(),
         jti = %claims.jti(),
         bytes = body.len(),
+        family,
+        kind = %kind,
         "verified callback"
     );
     Json(json!({
@@ -43,6 +51,7 @@ async fn on_callback(Extension(claims): Extension<VonageClaims>, body: Bytes) ->
         "iat": claims.iat(),
         "application_id": claims.application_id(),
         "body_bytes": body.len(),
+        "event": {"family": family, "kind": kind},
     }))
 }
 

@@ -140,11 +140,11 @@ where
                         Err(_) => Rejection::BodyReadError,
                         Ok(body) => {
                             verified.body = body;
-                            match this
-                                .shared
-                                .verifier
-                                .check_body(&verified.claims, &verified.body)
-                            {
+                            match this.shared.verifier.check_request(
+                                &verified.claims,
+                                &verified.parts,
+                                &verified.body,
+                            ) {
                                 Err(rejection) => rejection,
                                 Ok(()) => {
                                     let key = ReplayKey::new(

@@ -104,6 +104,14 @@ impl<R: Clone, F: Clone> SecureCallbackLayer<R, F> {
         self.map_verifier(|v| v.clock(clock))
     }
 
+    /// For GET requests, check `payload_hash` against the query parameters instead of the empty
+    /// body: Voice's `answer_url` and the other GET webhooks sign those (see
+    /// [`query_payload`](crate::query_payload)). Off by default; POST and every other method
+    /// always hash the body.
+    pub fn verify_get_query(self) -> Self {
+        self.map_verifier(CallbackVerifier::verify_get_query)
+    }
+
     pub(crate) fn skip_payload_hash_check(self) -> Self {
         self.map_verifier(CallbackVerifier::skip_payload_hash_check)
     }

@@ -31,6 +31,15 @@
 //!   RustCrypto one is then used); enabling neither does not compile.
 //! - `tracing`: an event naming the reason of each rejection (never the secret, token or body).
 //! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests.
+//! - `events`: [`events::VideoEvent`], typed Video callback events.
+//! - `axum`: [`extract::VideoCallback`], an axum extractor of the claims and the typed event.
+//! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances.
+//!
+//! # Other Vonage webhooks
+//! Messages, Voice and Verify v2 sign their webhooks with the same scheme: the layer serves them
+//! unchanged. Voice's `answer_url` and other GET webhooks have no body; Vonage then hashes the
+//! query parameters ([`query_payload`]): opt in with
+//! [`SecureCallbackLayer::verify_get_query`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -46,8 +55,13 @@ mod buffer;
 mod claims;
 mod clock;
 pub mod dangerous;
+#[cfg(feature = "events")]
+pub mod events;
+#[cfg(feature = "axum")]
+pub mod extract;
 mod future;
 mod layer;
+mod query;
 mod rejection;
 pub mod replay;
 mod secrets;
@@ -62,6 +76,7 @@ pub use claims::VonageClaims;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use future::ResponseFuture;
 pub use layer::SecureCallbackLayer;
+pub use query::query_payload;
 pub use rejection::{DefaultRejection, OnRejection, Rejection};
 pub use replay::MemoryReplayStore;
 pub use secrets::{Secret, SecretError, Secrets, MIN_SECRET_LEN};

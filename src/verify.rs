@@ -4,12 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{header, HeaderMap};
+use http::request::Parts;
+use http::{header, HeaderMap, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::claims::VonageClaims;
 use crate::clock::{Clock, SystemClock};
+use crate::query::query_payload;
 use crate::rejection::Rejection;
 use crate::replay::Retention;
 use crate::secrets::Secrets;
@@ -32,6 +34,7 @@ pub(crate) struct Config {
     pub(crate) clock_skew: u64,
     pub(crate) body_limit: usize,
     pub(crate) check_payload_hash: bool,
+    pub(crate) get_query: bool,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -72,6 +75,7 @@ impl CallbackVerifier {
                 clock_skew: DEFAULT_CLOCK_SKEW.as_secs(),
                 body_limit: DEFAULT_BODY_LIMIT,
                 check_payload_hash: true,
+                get_query: false,
                 clock: Arc::new(SystemClock),
             }),
         }
@@ -112,6 +116,14 @@ impl CallbackVerifier {
         self
     }
 
+    /// For GET requests, check `payload_hash` against the query parameters (see
+    /// [`query_payload`]) instead of the empty body: Voice's `answer_url` and other GET
+    /// webhooks sign those. Off by default; other methods always hash the body.
+    pub fn verify_get_query(mut self) -> Self {
+        self.config_mut().get_query = true;
+        self
+    }
+
     pub(crate) fn skip_payload_hash_check(mut self) -> Self {
         self.config_mut().check_payload_hash = false;
         self
@@ -144,6 +156,18 @@ impl CallbackVerifier {
             http::HeaderValue::from_str(authorization).map_err(|_| Rejection::MalformedToken)?;
         let claims = self.verify_claims(bearer_token(&value)?, self.now())?;
         self.check_body(&claims, body)?;
+        Ok(claims)
+    }
+
+    /// Verifies a GET webhook by its headers and its query string (without the `?`), whatever
+    /// [`verify_get_query`](Self::verify_get_query) says: the query is what such a webhook signs.
+    pub fn verify_query(
+        &self,
+        headers: &HeaderMap,
+        query: &str,
+    ) -> Result<VonageClaims, Rejection> {
+        let claims = self.verify_headers(headers, self.now())?;
+        self.check_body(&claims, query_payload(query).as_bytes())?;
         Ok(claims)
     }
 
@@ -211,6 +235,24 @@ impl CallbackVerifier {
         Ok(claims)
     }
 
+    /// Checks what the request signs: the body, or, for a GET with the query mode on, the query.
+    pub(crate) fn check_request(
+        &self,
+        claims: &VonageClaims,
+        parts: &Parts,
+        body: &[u8],
+    ) -> Result<(), Rejection> {
+        if self.config.get_query && parts.method == Method::GET {
+            // What a GET carries in a body is not signed: refuse rather than hand it on.
+            if !body.is_empty() {
+                return Err(Rejection::PayloadHashMismatch);
+            }
+            let payload = query_payload(parts.uri.query().unwrap_or(""));
+            return self.check_body(claims, payload.as_bytes());
+        }
+        self.check_body(claims, body)
+    }
+
     /// Compares SHA-256 of `body` with the claims' `payload_hash`, in constant time.
     pub(crate) fn check_body(&self, claims: &VonageClaims, body: &[u8]) -> Result<(), Rejection> {
         if !self.config.check_payload_hash {
@@ -269,6 +311,7 @@ impl fmt::Debug for CallbackVerifier {
             .field("clock_skew", &c.clock_skew)
             .field("body_limit", &c.body_limit)
             .field("check_payload_hash", &c.check_payload_hash)
+            .field("get_query", &c.get_query)
             .finish_non_exhaustive()
     }
 }

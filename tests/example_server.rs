@@ -24,6 +24,9 @@ fn printed_curl_is_accepted_once_then_refused_as_a_replay() {
     assert_eq!(claims["verified"], true);
     assert_eq!(claims["api_key"], "dev-api-key");
     assert_eq!(claims["jti"].as_str().unwrap().len(), 36);
+    // The demo callback is a Video session event, typed by the server.
+    assert_eq!(claims["event"]["family"], "session");
+    assert_eq!(claims["event"]["kind"], "connectionCreated");
 
     let second = run_printed_curl(curl);
     assert!(second.ends_with("\n409"), "{second}");

@@ -5,25 +5,29 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example binary that `cargo test` builds beside this test; built here if it is missing.
+/// The example binary, built (or found up to date) with this test build's features.
 pub fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join("callback_server");
-    if !path.exists() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let features: Vec<&str> = [
+            ("rust_crypto", cfg!(feature = "rust_crypto")),
+            ("aws_lc_rs", cfg!(feature = "aws_lc_rs")),
+            ("redis", cfg!(feature = "redis")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "callback_server"])
-            .args(if cfg!(feature = "redis") {
-                &["--features", "redis"][..]
-            } else {
-                &[]
-            })
+            .args(["build", "--quiet", "--example", "callback_server"])
+            .args(["--no-default-features", "--features", &features.join(",")])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
         assert!(status.success());
-    }
-    path
+    });
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    profile_dir.join("examples").join("callback_server")
 }
 
 pub struct KillOnDrop(pub Child);

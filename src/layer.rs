@@ -118,31 +118,29 @@ impl<R: Clone, F: Clone> SecureCallbackLayer<R, F> {
 
     /// Where `jti`s are kept (default a [`MemoryReplayStore`] of default capacity).
     pub fn replay_store<R2: ReplayStore>(self, store: R2) -> SecureCallbackLayer<R2, F> {
-        let Shared {
-            verifier,
-            on_rejection,
-            ..
-        } = Arc::unwrap_or_clone(self.shared);
-        SecureCallbackLayer {
-            shared: Arc::new(Shared {
-                verifier,
-                store,
-                on_rejection,
-            }),
-        }
+        self.rebuild(|s| Shared {
+            verifier: s.verifier,
+            store,
+            on_rejection: s.on_rejection,
+        })
     }
 
     /// Replaces the rejection response. Any `Fn(Rejection) -> Response<Bytes>` works.
     pub fn on_rejection<F2: OnRejection>(self, on_rejection: F2) -> SecureCallbackLayer<R, F2> {
-        let Shared {
-            verifier, store, ..
-        } = Arc::unwrap_or_clone(self.shared);
+        self.rebuild(|s| Shared {
+            verifier: s.verifier,
+            store: s.store,
+            on_rejection,
+        })
+    }
+
+    /// A layer of other types from this one's parts.
+    fn rebuild<R2, F2>(
+        self,
+        f: impl FnOnce(Shared<R, F>) -> Shared<R2, F2>,
+    ) -> SecureCallbackLayer<R2, F2> {
         SecureCallbackLayer {
-            shared: Arc::new(Shared {
-                verifier,
-                store,
-                on_rejection,
-            }),
+            shared: Arc::new(f(Arc::unwrap_or_clone(self.shared))),
         }
     }
 

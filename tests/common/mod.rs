@@ -146,8 +146,22 @@ pub async fn post(addr: SocketAddr, auth: Option<&str>, body: impl Into<Bytes>) 
 }
 
 pub async fn send(req: Request<Full<Bytes>>) -> Reply {
+    send_any(req).await
+}
+
+/// Sends a request with any body over a fresh client, within 10 s.
+pub async fn send_any<B>(req: Request<B>) -> Reply
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let fut = async {
-        let res = client().request(req).await.expect("request failed");
+        let res = Client::builder(TokioExecutor::new())
+            .build_http::<B>()
+            .request(req)
+            .await
+            .expect("request failed");
         let (parts, body) = res.into_parts();
         Reply {
             status: parts.status,
@@ -219,20 +233,5 @@ pub async fn post_chunked(
         .header("authorization", auth)
         .body(Chunked::new(chunks))
         .unwrap();
-    let fut = async {
-        let res = Client::builder(TokioExecutor::new())
-            .build_http::<Chunked>()
-            .request(req)
-            .await
-            .expect("request failed");
-        let (parts, body) = res.into_parts();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .expect("request timed out")
+    send_any(req).await
 }

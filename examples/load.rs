@@ -182,7 +182,13 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 
 #[tokio::main]
 async fn main() {
-    #[cfg(feature = "rust_crypto")]
+    // The naive middleware uses jsonwebtoken's process-wide backend: name it, as a careful
+    // user must when a build has both.
+    #[cfg(feature = "aws_lc_rs")]
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+    #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
         &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
     );

@@ -26,9 +26,12 @@
 //! Each rejection is a response with a JSON body `{"error":"<code>"}`; see [`Rejection`].
 //!
 //! # Features
-//! - `rust_crypto` (default) or `aws_lc_rs`: the crypto backend of jsonwebtoken. The crate names
-//!   its backend explicitly, so enabling both never makes jsonwebtoken panic at run time (the
-//!   RustCrypto one is then used); enabling neither does not compile.
+//! - `aws_lc_rs` (default) or `rust_crypto`: the crypto backend of jsonwebtoken. The crate names
+//!   its backend explicitly, so enabling both never makes jsonwebtoken panic at run time (aws-lc
+//!   is then used); enabling neither does not compile. aws-lc is the default because
+//!   jsonwebtoken's RustCrypto backend brings in the `rsa` crate, which has an advisory with no
+//!   fixed version (RUSTSEC-2023-0071); this crate never uses RSA, but a default dependency
+//!   tree with no advisory is simpler to audit.
 //! - `tracing`: an event naming the reason of each rejection (never the secret, token or body).
 //! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests.
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
@@ -45,7 +48,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
-compile_error!("enable one crypto backend: feature `rust_crypto` (default) or `aws_lc_rs`");
+compile_error!("enable one crypto backend: feature `aws_lc_rs` (default) or `rust_crypto`");
 
 /// The error type bodies must convert into, as in tower and hyper.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -27,9 +27,9 @@ const VONAGE_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 /// The crypto backend, named explicitly so that jsonwebtoken's process-wide default (which panics
 /// when both or neither of its backends are compiled in) is never consulted.
-#[cfg(feature = "rust_crypto")]
+#[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
 pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-#[cfg(all(feature = "aws_lc_rs", not(feature = "rust_crypto")))]
+#[cfg(feature = "aws_lc_rs")]
 pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 
 /// The token of an `Authorization` header value: scheme `Bearer` in any case, then the token.

@@ -106,6 +106,7 @@ fn typed_fields_are_filled() {
     let VideoEvent::SipCall(c) = VideoEvent::parse(&fixture("sip_call_created")).unwrap() else {
         panic!()
     };
+    assert_eq!(c.kind(), Some(SessionEventKind::CallCreated));
     assert!(c.call.unwrap().sip_uri.unwrap().starts_with("sip:"));
 
     let VideoEvent::Render(r) = VideoEvent::parse(&fixture("render_stopped")).unwrap() else {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use media::{ArchiveStatus, BroadcastStatus, CaptionsStatus, RenderStatus};
-pub use session::{Connection, SessionEvent, SessionEventKind, SipCall, SipCallEvent, Stream};
+pub use session::{Connection, SessionEvent, SessionEventKind, SipCall, Stream};
 
 /// Extra fields this crate does not name, kept as they came.
 pub type Extra = Map<String, Value>;
@@ -65,8 +65,9 @@ impl fmt::Display for Id {
 pub enum VideoEvent {
     /// Session monitoring: a session, connection or stream was created or destroyed.
     Session(SessionEvent),
-    /// SIP interconnect: a SIP call was created, updated or ended (on the session monitoring URL).
-    SipCall(SipCallEvent),
+    /// SIP interconnect: a SIP call was created, updated or ended (sent to the session
+    /// monitoring URL, in the same envelope; the call is in [`SessionEvent::call`]).
+    SipCall(SessionEvent),
     /// Archive (recording) status changed.
     Archive(ArchiveStatus),
     /// Broadcast (live streaming) status changed.

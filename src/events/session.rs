@@ -23,14 +23,21 @@ pub enum SessionEventKind {
     StreamCreated,
     /// A stream stopped (see `reason`).
     StreamDestroyed,
+    /// A SIP call was dialled into the session.
+    CallCreated,
+    /// A SIP call changed state.
+    CallUpdated,
+    /// A SIP call ended (see `reason`).
+    CallDestroyed,
 }
 
-/// A session monitoring callback.
+/// A session monitoring callback: one envelope (`event`, session, project, time, reason) around
+/// a connection, a stream or a SIP call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SessionEvent {
-    /// `sessionCreated`, `connectionDestroyed`, ... (see [`SessionEvent::kind`]).
+    /// `sessionCreated`, `connectionDestroyed`, `callCreated`, ... (see [`SessionEvent::kind`]).
     pub event: String,
     /// The session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +51,7 @@ pub struct SessionEvent {
     /// When it happened, Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<u64>,
-    /// Why a connection or stream ended: `clientDisconnected`, `forceDisconnected`,
+    /// Why a connection, stream or call ended: `clientDisconnected`, `forceDisconnected`,
     /// `forceUnpublished`, `mediaStopped`, `networkDisconnected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -54,6 +61,9 @@ pub struct SessionEvent {
     /// The stream, for stream events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<Stream>,
+    /// The SIP call, for call events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<SipCall>,
     /// Fields this crate does not name.
     #[serde(flatten)]
     pub extra: Extra,
@@ -69,6 +79,9 @@ impl SessionEvent {
             "connectionDestroyed" => SessionEventKind::ConnectionDestroyed,
             "streamCreated" => SessionEventKind::StreamCreated,
             "streamDestroyed" => SessionEventKind::StreamDestroyed,
+            "callCreated" => SessionEventKind::CallCreated,
+            "callUpdated" => SessionEventKind::CallUpdated,
+            "callDestroyed" => SessionEventKind::CallDestroyed,
             _ => return None,
         })
     }
@@ -118,37 +131,7 @@ pub struct Stream {
     pub extra: Extra,
 }
 
-/// A SIP call event, sent to the session monitoring URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct SipCallEvent {
-    /// `callCreated`, `callUpdated` or `callDestroyed`.
-    pub event: String,
-    /// The session the call was dialled into.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// The project (API key) in the OpenTok environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<Id>,
-    /// The application in the unified environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_id: Option<String>,
-    /// When it happened, Unix milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<u64>,
-    /// Why the call ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call: Option<SipCall>,
-    /// Fields this crate does not name.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-/// The SIP call of a [`SipCallEvent`].
+/// The SIP call of a `callCreated`, `callUpdated` or `callDestroyed` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

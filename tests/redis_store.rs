@@ -211,6 +211,37 @@ async fn a_failing_inner_service_releases_the_jti() {
 }
 
 #[tokio::test]
+async fn a_dropped_request_releases_its_reservation() {
+    let (url, _guard) = shared_redis();
+    let prefix = unique_prefix("dropped");
+    let store = store(&url, &prefix).await;
+    // The handler never answers; the client gives up; the spawned release must remove the key.
+    let addr = serve_axum(slow_app(store.clone(), Duration::from_secs(3600))).await;
+    let token = token_at_now(BODY, |_| {});
+    let auth = format!("Bearer {token}");
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), post(addr, Some(&auth), BODY));
+    assert!(gave_up.await.is_err());
+    let key = store.redis_key(&ReplayKey::new(API_KEY, &jti_of(&token)));
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exists: bool = redis.exists(&key).await.unwrap();
+        if !exists {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reservation outlived its request"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn entries_expire_with_the_token() {
     let (url, _guard) = shared_redis();
     let prefix = unique_prefix("ttl");

@@ -50,7 +50,7 @@ pin_project! {
     enum State<Buffer, Reserve, Call, Settle, Output> {
         Rejected { rejection: Rejection },
         Buffering { #[pin] body: Buffer },
-        Reserving { #[pin] reserve: Reserve, key: Option<ReplayKey> },
+        Reserving { #[pin] reserve: Reserve, key: Option<ReplayKey>, body: Option<Bytes> },
         Calling { #[pin] call: Call },
         Settling { #[pin] settle: Settle, output: Option<Output> },
         Done,
@@ -61,7 +61,6 @@ pin_project! {
 struct Verified {
     parts: Parts,
     claims: VonageClaims,
-    body: Bytes,
     retention: Retention,
 }
 
@@ -83,7 +82,6 @@ where
                 let verified = Verified {
                     parts,
                     claims,
-                    body: Bytes::new(),
                     retention,
                 };
                 let body = Buffered::new(body, limit);
@@ -139,11 +137,10 @@ where
                         Err(err) if err.is::<LengthLimitError>() => Rejection::BodyTooLarge,
                         Err(_) => Rejection::BodyReadError,
                         Ok(body) => {
-                            verified.body = body;
                             match this.shared.verifier.check_request(
                                 &verified.claims,
                                 &verified.parts,
-                                &verified.body,
+                                &body,
                             ) {
                                 Err(rejection) => rejection,
                                 Ok(()) => {
@@ -155,6 +152,7 @@ where
                                     this.state.set(State::Reserving {
                                         reserve,
                                         key: Some(key),
+                                        body: Some(body),
                                     });
                                     continue;
                                 }
@@ -162,13 +160,13 @@ where
                         }
                     }
                 }
-                StateProj::Reserving { reserve, key } => match ready!(reserve.poll(cx)) {
+                StateProj::Reserving { reserve, key, body } => match ready!(reserve.poll(cx)) {
                     Ok(Reservation::Reserved) => {
                         let key = key.take().expect("reserving holds the key");
+                        let body = body.take().expect("reserving holds the body");
                         let Verified {
                             parts,
                             claims,
-                            body,
                             retention,
                         } = this.verified.take().expect("reserving keeps the request");
                         *this.held = Some(Held::new(this.shared.store.clone(), key, retention));

@@ -134,11 +134,6 @@ impl CallbackVerifier {
         self.config.body_limit
     }
 
-    /// The configured maximum age.
-    pub fn max_age_secs(&self) -> u64 {
-        self.config.max_age
-    }
-
     /// Verifies a whole callback: the request's headers and its exact body bytes.
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<VonageClaims, Rejection> {
         let claims = self.verify_headers(headers, self.now())?;

@@ -98,6 +98,28 @@ async fn store(url: &str, prefix: &str) -> RedisReplayStore {
         .prefix(prefix)
 }
 
+/// A plain connection, to look at the keys the store wrote.
+async fn connect(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Waits (at most 5 s) for `key` to disappear.
+async fn wait_until_gone(redis: &mut redis::aio::MultiplexedConnection, key: &str, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exists: bool = redis.exists(key).await.unwrap();
+        if !exists {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// An app whose handler takes `delay` before answering 200.
 fn slow_app(store: RedisReplayStore, delay: Duration) -> Router {
     Router::new()
@@ -191,13 +213,8 @@ async fn a_failing_inner_service_releases_the_jti() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 
-    let jti = jti_of(&token);
-    let key = store.redis_key(&ReplayKey::new(API_KEY, &jti));
-    let mut redis = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let key = store.redis_key(&ReplayKey::new(API_KEY, &claim_of(&token, "jti").unwrap()));
+    let mut redis = connect(&url).await;
     let exists: bool = redis.exists(&key).await.unwrap();
     assert!(!exists, "the failed delivery left no key behind");
 
@@ -221,24 +238,9 @@ async fn a_dropped_request_releases_its_reservation() {
     let auth = format!("Bearer {token}");
     let gave_up = tokio::time::timeout(Duration::from_millis(300), post(addr, Some(&auth), BODY));
     assert!(gave_up.await.is_err());
-    let key = store.redis_key(&ReplayKey::new(API_KEY, &jti_of(&token)));
-    let mut redis = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let exists: bool = redis.exists(&key).await.unwrap();
-        if !exists {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the reservation outlived its request"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let key = store.redis_key(&ReplayKey::new(API_KEY, &claim_of(&token, "jti").unwrap()));
+    let mut redis = connect(&url).await;
+    wait_until_gone(&mut redis, &key, "the reservation outlived its request").await;
 }
 
 #[tokio::test]
@@ -264,26 +266,14 @@ async fn entries_expire_with_the_token() {
         StatusCode::OK
     );
 
-    let key = store.redis_key(&ReplayKey::new(API_KEY, &jti_of(&token)));
-    let mut redis = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let key = store.redis_key(&ReplayKey::new(API_KEY, &claim_of(&token, "jti").unwrap()));
+    let mut redis = connect(&url).await;
     let pttl: i64 = redis.pttl(&key).await.unwrap();
     assert!(
         (1..=1000).contains(&pttl),
         "expires within a second: {pttl} ms"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let exists: bool = redis.exists(&key).await.unwrap();
-        if !exists {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the key never expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_gone(&mut redis, &key, "the key never expired").await;
 }
 
 #[tokio::test]
@@ -342,17 +332,6 @@ async fn connecting_to_nothing_fails_cleanly() {
         err.to_string().contains("replay store unavailable"),
         "{err}"
     );
-}
-
-/// The `jti` claim of a token (test-side decoding).
-fn jti_of(token: &str) -> String {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    claims["jti"].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -44,6 +44,17 @@ pub fn bearer(body: &[u8]) -> String {
     format!("Bearer {}", token_at_now(body, |_| {}))
 }
 
+/// A string claim of a token, read without verification (the test knows what it signed).
+pub fn claim_of(token: &str, name: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&json).ok()?;
+    Some(claims[name].as_str()?.to_owned())
+}
+
 pub fn clock() -> FixedClock {
     FixedClock::new(NOW)
 }

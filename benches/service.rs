@@ -21,7 +21,7 @@ use criterion::{BatchSize, Criterion};
 use http::{Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
 use tower::{Layer, Service};
-use vonage_secure_callbacks::{FixedClock, MemoryReplayStore, SecureCallbackLayer, VerifiedBody};
+use vonage_secure_callbacks::{MemoryReplayStore, SecureCallbackLayer, VerifiedBody};
 
 const GROUP: &str = "service";
 const LEN: usize = 2048;
@@ -61,8 +61,7 @@ fn signed_request(body: &Bytes) -> Request<Full<Bytes>> {
 
 fn bench(c: &mut Criterion) {
     let body = Bytes::from(body(LEN));
-    let clock = FixedClock::new(NOW);
-    let store = MemoryReplayStore::with_capacity(4_000_000).clock(clock.clone());
+    let store = MemoryReplayStore::with_capacity(4_000_000);
     let layer = SecureCallbackLayer::from_verifier(verifier()).replay_store(store);
     let mut service = layer.layer(Ok200);
     let verifier = verifier();

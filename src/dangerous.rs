@@ -1,7 +1,7 @@
 //! Options that weaken a defence. Each is a deliberate, greppable choice; none is needed to
 //! receive Vonage's callbacks.
 
-use crate::replay::{ReplayKey, ReplayStore, ReplayStoreError, Reservation, Retention};
+use crate::replay::{Attempt, Lease, Lookup, Outcome, ReplayStore, ReplayStoreError, Reservation};
 use crate::secrets::{Secret, SecretError};
 use crate::SecureCallbackLayer;
 use std::future::{ready, Ready};
@@ -36,18 +36,19 @@ pub fn skip_payload_hash_check<R: Clone, F: Clone>(
 pub struct NoReplayStore;
 
 impl ReplayStore for NoReplayStore {
+    type LookupFuture = Ready<Result<Lookup, ReplayStoreError>>;
     type ReserveFuture = Ready<Result<Reservation, ReplayStoreError>>;
     type SettleFuture = Ready<Result<(), ReplayStoreError>>;
 
-    fn reserve(&self, _key: &ReplayKey) -> Self::ReserveFuture {
-        ready(Ok(Reservation::Reserved))
+    fn lookup(&self, _attempt: &Attempt) -> Self::LookupFuture {
+        ready(Ok(Lookup::Unknown))
     }
 
-    fn complete(&self, _key: &ReplayKey, _retention: Retention) -> Self::SettleFuture {
-        ready(Ok(()))
+    fn reserve(&self, attempt: Attempt) -> Self::ReserveFuture {
+        ready(Ok(Reservation::Reserved(Lease::new(attempt))))
     }
 
-    fn release(&self, _key: &ReplayKey) -> Self::SettleFuture {
+    fn settle(&self, _lease: &Lease, _outcome: Outcome) -> Self::SettleFuture {
         ready(Ok(()))
     }
 }

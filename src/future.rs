@@ -1,5 +1,5 @@
-//! `ResponseFuture`: buffering, replay reservation, the inner call and settling, as one state
-//! machine without boxing.
+//! `ResponseFuture`: replay lookup, buffering, reservation, the inner call and settling, as one
+//! state machine without boxing. Each state carries what the next one needs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,80 +21,84 @@ use crate::buffer::Buffered;
 use crate::claims::VonageClaims;
 use crate::layer::Shared;
 use crate::rejection::{OnRejection, Rejection};
-use crate::replay::{Held, ReplayKey, ReplayStore, Reservation, Retention};
+use crate::replay::{Attempt, Held, Lookup, Outcome, ReplayKey, ReplayStore, Reservation};
 
 pin_project! {
     /// Response future of [`SecureCallbackService`](crate::SecureCallbackService).
     pub struct ResponseFuture<S, B, R, F>
     where
         S: Service<Request<VerifiedBody>>,
-        B: Body,
-    B::Error: Into<BoxError>,
-        B::Error: Into<BoxError>,
         R: ReplayStore,
     {
         #[pin]
-        state: State<Buffered<B>, R::ReserveFuture, S::Future, R::SettleFuture, Result<S::Response, S::Error>>,
+        state: State<
+            Checked<S>,
+            B,
+            R::LookupFuture,
+            R::ReserveFuture,
+            S::Future,
+            R::SettleFuture,
+            Held<R>,
+            Result<S::Response, S::Error>,
+        >,
         shared: Arc<Shared<R, F>>,
-        // The readied inner service, until it is called.
-        inner: Option<S>,
-        // The request, between the states that need it.
-        verified: Option<Verified>,
-        // The `jti` reservation, between reserving and settling.
-        held: Option<Held<R>>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<Buffer, Reserve, Call, Settle, Output> {
+    #[project_replace = StateTake]
+    enum State<Req, B, Look, Reserve, Call, Settle, Hold, Output> {
         Rejected { rejection: Rejection },
-        Buffering { #[pin] body: Buffer },
-        Reserving { #[pin] reserve: Reserve, key: Option<ReplayKey>, body: Option<Bytes> },
-        Calling { #[pin] call: Call },
-        Settling { #[pin] settle: Settle, output: Option<Output> },
+        // The token passed; is its `jti` delivered already? Asked before the body is read.
+        LookingUp { #[pin] lookup: Look, request: Req, body: B },
+        Buffering { #[pin] body: Buffered<B>, request: Req },
+        Reserving { #[pin] reserve: Reserve, request: Req, body: Bytes },
+        Calling { #[pin] call: Call, held: Hold },
+        Settling { #[pin] settle: Settle, held: Hold, output: Output },
         Done,
     }
 }
 
-/// What has been verified of the request so far.
-struct Verified {
+/// A request whose token passed every header check, with the readied inner service.
+struct Checked<S> {
     parts: Parts,
     claims: VonageClaims,
-    retention: Retention,
+    attempt: Attempt,
+    inner: S,
 }
 
 impl<S, B, R, F> ResponseFuture<S, B, R, F>
 where
     S: Service<Request<VerifiedBody>>,
     B: Body,
-    B::Error: Into<BoxError>,
     R: ReplayStore,
 {
     pub(crate) fn new(request: Request<B>, inner: S, shared: Arc<Shared<R, F>>) -> Self {
         let (parts, body) = request.into_parts();
         let now = shared.verifier.now();
-        let (state, verified) = match Self::check_headers(&parts, &body, &shared, now) {
-            Err(rejection) => (State::Rejected { rejection }, None),
+        let state = match Self::check_headers(&parts, &body, &shared, now) {
+            Err(rejection) => State::Rejected { rejection },
             Ok(claims) => {
-                let limit = shared.verifier.limit();
-                let retention = shared.verifier.retention(&claims, now);
-                let verified = Verified {
-                    parts,
-                    claims,
-                    retention,
-                };
-                let body = Buffered::new(body, limit);
-                (State::Buffering { body }, Some(verified))
+                let attempt = Attempt::new(
+                    ReplayKey::new(claims.api_key(), claims.jti()),
+                    claims.iat(),
+                    now,
+                    shared.verifier.retention(&claims, now),
+                );
+                State::LookingUp {
+                    lookup: shared.store.lookup(&attempt),
+                    request: Checked {
+                        parts,
+                        claims,
+                        attempt,
+                        inner,
+                    },
+                    body,
+                }
             }
         };
-        Self {
-            state,
-            shared,
-            inner: Some(inner),
-            verified,
-            held: None,
-        }
+        Self { state, shared }
     }
 
     /// Everything decided before the body is read: declared size, then the token.
@@ -129,86 +133,107 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
+            // Each arm polls the state's future; once it is ready, `project_replace` moves the
+            // state's other fields out by value for the next state.
             let rejection = match this.state.as_mut().project() {
                 StateProj::Rejected { rejection } => *rejection,
-                StateProj::Buffering { body } => {
-                    let verified = this.verified.as_mut().expect("buffering keeps the request");
-                    match ready!(body.poll(cx)) {
-                        Err(err) if err.is::<LengthLimitError>() => Rejection::BodyTooLarge,
-                        Err(_) => Rejection::BodyReadError,
-                        Ok(body) => {
-                            match this.shared.verifier.check_request(
-                                &verified.claims,
-                                &verified.parts,
-                                &body,
-                            ) {
-                                Err(rejection) => rejection,
-                                Ok(()) => {
-                                    let key = ReplayKey::new(
-                                        verified.claims.api_key(),
-                                        verified.claims.jti(),
-                                    );
-                                    let reserve = this.shared.store.reserve(&key);
-                                    this.state.set(State::Reserving {
-                                        reserve,
-                                        key: Some(key),
-                                        body: Some(body),
-                                    });
-                                    continue;
-                                }
-                            }
+                StateProj::LookingUp { lookup, .. } => match ready!(lookup.poll(cx)) {
+                    Ok(Lookup::Unknown) => {
+                        let StateTake::LookingUp { request, body, .. } =
+                            this.state.as_mut().project_replace(State::Done)
+                        else {
+                            unreachable!("the state was LookingUp")
+                        };
+                        let body = Buffered::new(body, this.shared.verifier.limit());
+                        this.state.set(State::Buffering { body, request });
+                        continue;
+                    }
+                    Ok(Lookup::Delivered) => Rejection::ReplayedToken,
+                    Ok(Lookup::OutsideWindow) => Rejection::ReplayWindowExceeded,
+                    Err(err) => store_failed(&err),
+                },
+                StateProj::Buffering { body, request } => match ready!(body.poll(cx)) {
+                    Err(err) if err.is::<LengthLimitError>() => Rejection::BodyTooLarge,
+                    Err(_) => Rejection::BodyReadError,
+                    Ok(body) => {
+                        let verified = (this.shared.verifier).check_request(
+                            &request.claims,
+                            &request.parts,
+                            &body,
+                        );
+                        if let Err(rejection) = verified {
+                            rejection
+                        } else {
+                            let StateTake::Buffering { request, .. } =
+                                this.state.as_mut().project_replace(State::Done)
+                            else {
+                                unreachable!("the state was Buffering")
+                            };
+                            let reserve = this.shared.store.reserve(request.attempt.clone());
+                            this.state.set(State::Reserving {
+                                reserve,
+                                request,
+                                body,
+                            });
+                            continue;
                         }
                     }
-                }
-                StateProj::Reserving { reserve, key, body } => match ready!(reserve.poll(cx)) {
-                    Ok(Reservation::Reserved) => {
-                        let key = key.take().expect("reserving holds the key");
-                        let body = body.take().expect("reserving holds the body");
-                        let Verified {
+                },
+                StateProj::Reserving { reserve, .. } => match ready!(reserve.poll(cx)) {
+                    Ok(Reservation::Reserved(lease)) => {
+                        let StateTake::Reserving { request, body, .. } =
+                            this.state.as_mut().project_replace(State::Done)
+                        else {
+                            unreachable!("the state was Reserving")
+                        };
+                        let held = Held::new(this.shared.store.clone(), lease);
+                        let Checked {
                             parts,
                             claims,
-                            retention,
-                        } = this.verified.take().expect("reserving keeps the request");
-                        *this.held = Some(Held::new(this.shared.store.clone(), key, retention));
+                            mut inner,
+                            ..
+                        } = request;
                         let mut request = Request::from_parts(parts, VerifiedBody::new(body));
                         request.extensions_mut().insert(claims);
-                        let mut inner =
-                            this.inner.take().expect("the inner service is called once");
                         let call = inner.call(request);
-                        this.state.set(State::Calling { call });
+                        this.state.set(State::Calling { call, held });
                         continue;
                     }
                     Ok(Reservation::InFlight) => Rejection::DuplicateInFlight,
                     Ok(Reservation::AlreadyDone) => Rejection::ReplayedToken,
-                    Err(_err) => {
-                        #[cfg(feature = "tracing")]
-                        tracing::warn!(target: "vonage_secure_callbacks", error = %_err, "replay store failed");
-                        Rejection::ReplayStoreUnavailable
-                    }
+                    Ok(Reservation::OutsideWindow) => Rejection::ReplayWindowExceeded,
+                    Err(err) => store_failed(&err),
                 },
-                StateProj::Calling { call } => {
+                StateProj::Calling { call, .. } => {
                     let output = ready!(call.poll(cx));
-                    let success = matches!(&output, Ok(response) if response.status().is_success());
-                    let held = this
-                        .held
-                        .take()
-                        .expect("a called request holds its reservation");
-                    let settle = held.settle(success);
+                    let outcome = match &output {
+                        Ok(response) if response.status().is_success() => Outcome::Delivered,
+                        _ => Outcome::NotDelivered,
+                    };
+                    let StateTake::Calling { mut held, .. } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Calling")
+                    };
+                    // Until the settle is done, dropping `held` settles it in the background.
+                    let settle = held.settle(outcome);
                     this.state.set(State::Settling {
                         settle,
-                        output: Some(output),
+                        held,
+                        output,
                     });
                     continue;
                 }
-                StateProj::Settling { settle, output } => {
-                    if let Err(_err) = ready!(settle.poll(cx)) {
-                        // The inner service has acted on the callback: its answer stands. The
-                        // store's own expiry bounds what a lost settle costs.
-                        #[cfg(feature = "tracing")]
-                        tracing::warn!(target: "vonage_secure_callbacks", error = %_err, "replay store settle failed");
-                    }
-                    let output = output.take().expect("settling holds the output");
-                    this.state.set(State::Done);
+                StateProj::Settling { settle, .. } => {
+                    let result = ready!(settle.poll(cx));
+                    let StateTake::Settling { held, output, .. } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("the state was Settling")
+                    };
+                    // The inner service has acted on the callback: its answer stands, and a
+                    // failed settle goes on in the background.
+                    held.finish(result);
                     return Poll::Ready(output.map(|response| response.map(ResponseBody::inner)));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
@@ -217,6 +242,12 @@ where
             return Poll::Ready(Ok(reject(&this.shared.on_rejection, rejection)));
         }
     }
+}
+
+fn store_failed(_err: &crate::replay::ReplayStoreError) -> Rejection {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "vonage_secure_callbacks", error = %_err, "replay store failed");
+    Rejection::ReplayStoreUnavailable
 }
 
 /// The response for `rejection`, with the rejection in its extensions.

@@ -52,8 +52,8 @@ pub struct SecureCallbackLayer<R = MemoryReplayStore, F = DefaultRejection> {
 
 impl SecureCallbackLayer {
     /// A layer accepting callbacks signed with `secrets`, with the defaults: body limit 1 MiB,
-    /// max age 24 h, skew 5 min, issuer `Vonage`, payload hash checked, in-memory replay store,
-    /// JSON rejections.
+    /// max age 24 h, skew 5 min, issuer `Vonage`, payload hash checked, the process-wide
+    /// in-memory replay store, JSON rejections.
     pub fn new(secrets: Secrets) -> Self {
         Self::from_verifier(CallbackVerifier::new(secrets))
     }
@@ -63,7 +63,7 @@ impl SecureCallbackLayer {
         Self {
             shared: Arc::new(Shared {
                 verifier,
-                store: MemoryReplayStore::default(),
+                store: MemoryReplayStore::shared(),
                 on_rejection: DefaultRejection::default(),
             }),
         }
@@ -98,8 +98,8 @@ impl<R: Clone, F: Clone> SecureCallbackLayer<R, F> {
         self.map_verifier(|v| v.issuer(issuer))
     }
 
-    /// The source of "now" for the token's time checks (default the system clock). A
-    /// [`MemoryReplayStore`] keeps its own clock: give it the same one in tests.
+    /// The source of "now" for the token's time checks and the replay store's expiry (default
+    /// the system clock).
     pub fn clock(self, clock: impl Clock) -> Self {
         self.map_verifier(|v| v.clock(clock))
     }
@@ -116,7 +116,8 @@ impl<R: Clone, F: Clone> SecureCallbackLayer<R, F> {
         self.map_verifier(CallbackVerifier::skip_payload_hash_check)
     }
 
-    /// Where `jti`s are kept (default a [`MemoryReplayStore`] of default capacity).
+    /// Where `jti`s are kept (default [`MemoryReplayStore::shared`], the one process-wide
+    /// store, so that layers on different routes never each accept the same callback).
     pub fn replay_store<R2: ReplayStore>(self, store: R2) -> SecureCallbackLayer<R2, F> {
         self.rebuild(|s| Shared {
             verifier: s.verifier,

@@ -42,13 +42,18 @@ pub enum Rejection {
     BodyTooLarge,
     /// The body could not be read (the client went away, a transport error).
     BodyReadError,
-    /// The replay store could not be reached in time.
+    /// The replay store could not be reached in time, or is full of callbacks in flight or
+    /// issued within the last minute.
     ReplayStoreUnavailable,
+    /// The token is older than the replay store can vouch for: a full in-memory store forgot the
+    /// oldest delivered `jti`s and now refuses tokens issued at or before them, since this might
+    /// be a replay of one. Give the store a larger capacity, or use Redis.
+    ReplayWindowExceeded,
 }
 
 impl Rejection {
-    /// Every rejection, in pipeline order.
-    pub const ALL: [Rejection; 15] = [
+    /// Every rejection, in pipeline order. A slice, since the enum may grow.
+    pub const ALL: &'static [Rejection] = &[
         Rejection::BodyTooLarge,
         Rejection::BodyReadError,
         Rejection::MissingToken,
@@ -62,6 +67,7 @@ impl Rejection {
         Rejection::MissingPayloadHash,
         Rejection::PayloadHashMismatch,
         Rejection::ReplayedToken,
+        Rejection::ReplayWindowExceeded,
         Rejection::DuplicateInFlight,
         Rejection::ReplayStoreUnavailable,
     ];
@@ -84,6 +90,7 @@ impl Rejection {
             Rejection::BodyTooLarge => "body_too_large",
             Rejection::BodyReadError => "body_read_error",
             Rejection::ReplayStoreUnavailable => "replay_store_unavailable",
+            Rejection::ReplayWindowExceeded => "replay_window_exceeded",
         }
     }
 
@@ -93,7 +100,8 @@ impl Rejection {
             Rejection::MissingToken
             | Rejection::DuplicateInFlight
             | Rejection::ReplayStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Rejection::ReplayedToken => StatusCode::CONFLICT,
+            // Not retried by Vonage: a retry would be refused the same way.
+            Rejection::ReplayedToken | Rejection::ReplayWindowExceeded => StatusCode::CONFLICT,
             Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyReadError => StatusCode::BAD_REQUEST,
             _ => StatusCode::UNAUTHORIZED,
@@ -118,12 +126,13 @@ impl Rejection {
             Rejection::BodyTooLarge => r#"{"error":"body_too_large"}"#,
             Rejection::BodyReadError => r#"{"error":"body_read_error"}"#,
             Rejection::ReplayStoreUnavailable => r#"{"error":"replay_store_unavailable"}"#,
+            Rejection::ReplayWindowExceeded => r#"{"error":"replay_window_exceeded"}"#,
         }
     }
 
     /// Parses a [`code`](Self::code) back into the rejection.
     pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
+        Self::ALL.iter().copied().find(|r| r.code() == code)
     }
 }
 
@@ -206,7 +215,7 @@ mod tests {
 
     #[test]
     fn codes_bodies_and_parsing_agree() {
-        for r in Rejection::ALL {
+        for &r in Rejection::ALL {
             let parsed: serde_json::Value = serde_json::from_str(r.json_body()).unwrap();
             assert_eq!(parsed["error"], r.code());
             assert_eq!(Rejection::from_code(r.code()), Some(r));

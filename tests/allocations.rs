@@ -75,7 +75,7 @@ fn allocations_per_accepted_2kib_callback() {
         })
         .collect();
     let clock = FixedClock::new(NOW);
-    let store = MemoryReplayStore::with_capacity(1024).clock(clock.clone());
+    let store = MemoryReplayStore::with_capacity(1024);
     let layer = SecureCallbackLayer::new(Secrets::new().project("k", Secret::new(SECRET).unwrap()))
         .clock(clock)
         .replay_store(store.clone());

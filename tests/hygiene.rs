@@ -62,7 +62,7 @@ async fn tracing_names_reasons_and_never_secrets_tokens_or_bodies() {
         .service(jti_service());
     // A replay store with no room: every verified callback meets replay_store_unavailable.
     let mut full_svc = tower::ServiceBuilder::new()
-        .layer(layer().replay_store(MemoryReplayStore::with_capacity(0).clock(clock())))
+        .layer(layer().replay_store(MemoryReplayStore::with_capacity(0)))
         .service(jti_service());
 
     let valid = token_at_now(BODY, |_| {});

@@ -92,7 +92,9 @@ fn unique_prefix(test: &str) -> String {
 }
 
 async fn store(url: &str, prefix: &str) -> RedisReplayStore {
-    RedisReplayStore::connect_with(url, Duration::from_millis(500))
+    RedisReplayStore::builder(url)
+        .timeout(Duration::from_millis(500))
+        .connect()
         .await
         .unwrap()
         .prefix(prefix)
@@ -280,7 +282,9 @@ async fn entries_expire_with_the_token() {
 async fn redis_down_gives_503_within_the_timeout_and_recovers() {
     let mut server = RedisServer::start();
     let timeout = Duration::from_millis(500);
-    let store = RedisReplayStore::connect_with(&server.url(), timeout)
+    let store = RedisReplayStore::builder(&server.url())
+        .timeout(timeout)
+        .connect()
         .await
         .unwrap()
         .prefix(unique_prefix("down"));
@@ -322,12 +326,11 @@ async fn connecting_to_nothing_fails_cleanly() {
         .local_addr()
         .unwrap()
         .port();
-    let err = RedisReplayStore::connect_with(
-        &format!("redis://127.0.0.1:{port}/"),
-        Duration::from_millis(300),
-    )
-    .await
-    .unwrap_err();
+    let err = RedisReplayStore::builder(&format!("redis://127.0.0.1:{port}/"))
+        .timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("replay store unavailable"),
         "{err}"

@@ -144,11 +144,32 @@ async fn replay_rejections() {
     );
 
     // A store with no room: a verified callback cannot be recorded, so it is not accepted.
-    let full = layer().replay_store(MemoryReplayStore::with_capacity(0).clock(clock()));
+    let full = layer().replay_store(MemoryReplayStore::with_capacity(0));
     let addr = serve_axum(echo_app(full)).await;
     expect(
         &post(addr, Some(&bearer(BODY)), BODY).await,
         Rejection::ReplayStoreUnavailable,
+    );
+
+    // A small store that had to forget its oldest callbacks: a replay of one is refused.
+    let clock = clock();
+    let small = layer()
+        .clock(clock.clone())
+        .replay_store(MemoryReplayStore::with_capacity(16));
+    let addr = serve_axum(echo_app(small)).await;
+    let old: Vec<String> = (0..16).map(|_| bearer(BODY)).collect();
+    for auth in &old {
+        assert_eq!(post(addr, Some(auth), BODY).await.status, StatusCode::OK);
+    }
+    clock.advance(120);
+    let fresh = token_at_now(BODY, |c| {
+        c.insert("iat".into(), serde_json::json!(NOW + 120));
+    });
+    let fresh = format!("Bearer {fresh}");
+    assert_eq!(post(addr, Some(&fresh), BODY).await.status, StatusCode::OK);
+    expect(
+        &post(addr, Some(&old[0]), BODY).await,
+        Rejection::ReplayWindowExceeded,
     );
 }
 

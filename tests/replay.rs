@@ -13,14 +13,16 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use vonage_secure_callbacks::replay::{ReplayKey, ReplayStore, Reservation};
+use vonage_secure_callbacks::replay::{
+    Attempt, Lookup, ReplayKey, ReplayStore, Reservation, Retention,
+};
 use vonage_secure_callbacks::{MemoryReplayStore, VerifiedBody};
 
 const BODY: &[u8] = br#"{"archiveId":"b40ef09b","status":"uploaded"}"#;
 
 #[tokio::test]
 async fn success_burns_the_jti() {
-    let store = MemoryReplayStore::new().clock(clock());
+    let store = MemoryReplayStore::new();
     let addr = serve_axum(echo_app(layer().replay_store(store.clone()))).await;
     let auth = bearer(BODY);
     let first = post(addr, Some(&auth), BODY).await;
@@ -91,7 +93,7 @@ async fn inner_error_releases_the_jti() {
             }
         }
     });
-    let store = MemoryReplayStore::new().clock(clock());
+    let store = MemoryReplayStore::new();
     let svc = tower::ServiceBuilder::new()
         .layer(layer().replay_store(store.clone()))
         .service(inner);
@@ -115,7 +117,7 @@ async fn inner_error_releases_the_jti() {
 #[tokio::test]
 async fn dropped_request_releases_the_jti() {
     // The handler never answers; the client gives up; the reservation must not outlive it.
-    let store = MemoryReplayStore::new().clock(clock());
+    let store = MemoryReplayStore::new();
     let app = Router::new()
         .route(
             "/{*p}",
@@ -187,7 +189,7 @@ async fn entries_expire_with_the_token() {
     // With a 60 s max age the jti is forgotten once the token is stale (and then refused as
     // stale, not as a replay).
     let clock = clock();
-    let store = MemoryReplayStore::new().clock(clock.clone());
+    let store = MemoryReplayStore::new();
     let layer = layer()
         .max_age(Duration::from_secs(60))
         .clock_skew(Duration::from_secs(0))
@@ -197,15 +199,26 @@ async fn entries_expire_with_the_token() {
     let auth = bearer(BODY);
     let first = post(addr, Some(&auth), BODY).await;
     assert_eq!(first.status, StatusCode::OK);
-    let key = ReplayKey::new(API_KEY, first.json()["jti"].as_str().unwrap());
+    let jti = first.json()["jti"].as_str().unwrap().to_owned();
+    let attempt = |now: u64| {
+        let retention = Retention::new(NOW + 60, NOW);
+        Attempt::new(ReplayKey::new(API_KEY, &jti), NOW, now, retention)
+    };
     clock.advance(30);
     assert_eq!(
         post(addr, Some(&auth), BODY).await.error(),
         "replayed_token"
     );
-    assert_eq!(store.reserve(&key).await, Ok(Reservation::AlreadyDone));
+    assert_eq!(
+        store.lookup(&attempt(NOW + 30)).await,
+        Ok(Lookup::Delivered)
+    );
     clock.advance(31);
     assert_eq!(post(addr, Some(&auth), BODY).await.error(), "stale_token");
     // The store no longer holds it as done: the entry expired with the token.
-    assert_eq!(store.reserve(&key).await, Ok(Reservation::Reserved));
+    assert_eq!(store.lookup(&attempt(NOW + 61)).await, Ok(Lookup::Unknown));
+    assert!(matches!(
+        store.reserve(attempt(NOW + 61)).await,
+        Ok(Reservation::Reserved(_))
+    ));
 }

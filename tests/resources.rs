@@ -211,7 +211,7 @@ async fn faulty_inner_services_leave_no_reservation_behind() {
     };
 
     for mode in ["error", "not ready"] {
-        let store = MemoryReplayStore::new().clock(clock());
+        let store = MemoryReplayStore::new();
         let svc = ServiceBuilder::new()
             .layer(layer().replay_store(store.clone()))
             .service(Faulty { mode });
@@ -224,7 +224,7 @@ async fn faulty_inner_services_leave_no_reservation_behind() {
     }
 
     // A panic caught inside the layer is a 500: the jti is released and the retry accepted.
-    let store = MemoryReplayStore::new().clock(clock());
+    let store = MemoryReplayStore::new();
     let svc = ServiceBuilder::new()
         .layer(layer().replay_store(store.clone()))
         .layer(CatchPanicLayer::new())
@@ -239,7 +239,7 @@ async fn faulty_inner_services_leave_no_reservation_behind() {
 
     // Caught outside the layer: the panic unwinds through the layer's future, whose drop
     // abandons the reservation.
-    let store = MemoryReplayStore::new().clock(clock());
+    let store = MemoryReplayStore::new();
     let svc = ServiceBuilder::new()
         .layer(CatchPanicLayer::new())
         .layer(layer().replay_store(store.clone()))
@@ -259,7 +259,7 @@ async fn twenty_thousand_callbacks_over_32_connections_are_all_accepted() {
     const CONNECTIONS: usize = 32;
     const BODY: &[u8] = br#"{"sessionId":"1_MX4","event":"streamCreated"}"#;
     let capacity = 2 * TOTAL;
-    let store = MemoryReplayStore::with_capacity(capacity).clock(clock());
+    let store = MemoryReplayStore::with_capacity(capacity);
     let addr = serve_axum(echo_app(layer().replay_store(store.clone()))).await;
     let auths: Vec<String> = (0..TOTAL).map(|_| bearer(BODY)).collect();
     let rss_before = proc_status_bytes("VmRSS:");

@@ -90,7 +90,7 @@ async fn vectors_with_bodies_through_a_real_server() {
             Secrets::new().project(api_key, Secret::new(&v.secret).unwrap()),
         )
         .clock(clock.clone())
-        .replay_store(MemoryReplayStore::new().clock(clock));
+        .replay_store(MemoryReplayStore::new());
         let addr = serve_axum(echo_app(layer)).await;
         let reply = post(addr, Some(&format!("Bearer {}", v.token)), body.clone()).await;
         match (v.signature_valid, v.payload_hash_valid) {

@@ -23,18 +23,19 @@ async fn a_messages_status_webhook_is_verified_like_a_video_callback() {
         c.insert("iat".into(), NOW.into());
     });
     let addr = serve_axum(echo_app(layer())).await;
+    // The classic bug: the body re-serialised (here, keys sorted) no longer matches. Sent
+    // first: once the callback is delivered, its token is refused before any body is read.
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let reserialised = serde_json::to_vec(&value).unwrap();
+    assert_ne!(reserialised, body);
+    let reply = post(addr, Some(&format!("Bearer {token}")), reserialised).await;
+    assert_eq!(reply.error(), "payload_hash_mismatch");
     let reply = post(addr, Some(&format!("Bearer {token}")), body.clone()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.json()["application_id"],
         "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
     );
-    // The classic bug: the body re-serialised (here, keys sorted) no longer matches.
-    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let reserialised = serde_json::to_vec(&value).unwrap();
-    assert_ne!(reserialised, body);
-    let reply = post(addr, Some(&format!("Bearer {token}")), reserialised).await;
-    assert_eq!(reply.error(), "payload_hash_mismatch");
 }
 
 const QUERY: &str = "to=447700900000&from=447700900001&conversation_uuid=CON-aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee&uuid=aaaa1111bbbb2222&region_url=https%3A%2F%2Fapi-eu-1.vonage.com";

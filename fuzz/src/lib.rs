@@ -172,9 +172,8 @@ pub fn service(data: &[u8]) -> bool {
     let declared = u32::from_le_bytes(*declared);
 
     let seen = Seen::default();
-    let clock = FixedClock::new(NOW);
     let layer = SecureCallbackLayer::from_verifier(verifier())
-        .replay_store(MemoryReplayStore::with_capacity(64).clock(clock));
+        .replay_store(MemoryReplayStore::with_capacity(64));
     let mut svc = layer.layer(seen.clone());
     let rounds = if flags & 4 != 0 { 2 } else { 1 };
     let mut accepted = false;

@@ -1,34 +1,62 @@
-//! The default replay store: a bounded map in this process's memory.
+//! The default replay store: a bounded map in this process's memory, with a sliding floor on
+//! `iat` once it is full (the anti-replay window of IPsec and DTLS, applied to `iat`).
 
-use std::collections::hash_map::Entry as MapEntry;
+use std::collections::hash_map::{Entry as MapEntry, RandomState};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{ready, Ready};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
-use super::{ReplayKey, ReplayStore, ReplayStoreError, Reservation, Retention};
-use crate::clock::{Clock, SystemClock};
+use super::{
+    Attempt, Lease, Lookup, Outcome, ReplayKey, ReplayStore, ReplayStoreError, Reservation,
+};
 
-/// Default number of `jti`s remembered at once.
+/// Default number of `jti`s remembered at once: 800 000, about 36 MiB when full (measured, see
+/// BENCHMARKS.md). At a sustained 9 callbacks a second that covers the whole 24 h max age; at
+/// 100 a second, the last 2.2 h (the README has the table).
+pub const DEFAULT_CAPACITY: usize = 800_000;
+
+/// Default lifetime of an in-flight reservation: a handler that has not answered by then loses
+/// its reservation, so a hung handler cannot hold a `jti` (or a place in the store) forever.
+pub const DEFAULT_IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
+
+/// The floor never comes closer to "now" than this: callbacks issued within the last minute are
+/// never forgotten to make room. A store full of such callbacks refuses new ones with 503
+/// (retried by Vonage) rather than forget one.
+pub const MIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Independently locked parts of the map.
+const SHARDS: usize = 16;
+/// Each time the store is full, at least this share of its capacity is freed, so that a full
+/// store scans its entries once per `capacity / EVICT_SHARE` new callbacks, not once per callback.
+const EVICT_SHARE: usize = 16;
+/// At most one window warning per this many seconds.
+const WARN_INTERVAL: u64 = 300;
+
+/// Remembers `jti`s in this process, at most `capacity` of them, and never lets a replay
+/// through, even when full.
 ///
-/// Size it to the callbacks you receive within the max age (24 h by default): 100 000 is about
-/// one callback a second, all day, and takes about 13 MiB (134 bytes a `jti`, measured).
-pub const DEFAULT_CAPACITY: usize = 100_000;
-
-/// Number of independently locked parts of a [`MemoryReplayStore`].
-pub const SHARDS: usize = 16;
-
-/// Remembers `jti`s in this process, at most `capacity` of them.
+/// Delivered `jti`s are kept until their token is stale (`iat` + max age + skew). When the store
+/// is full it first drops what has expired; if that is not enough, it forgets the delivered
+/// `jti`s with the oldest `iat` and raises a *floor*: from then on a token issued at or before the
+/// floor is refused as `replay_window_exceeded` (it might be a replay the store no longer
+/// remembers). Fresh callbacks are always accepted, memory stays bounded, and no replay is ever
+/// accepted; the price is that a callback older than the [effective
+/// window](Self::effective_window) is refused. A `tracing` warning says when that starts. Size
+/// the capacity to your rate (see the README), or share a [Redis store](super::RedisReplayStore)
+/// across instances.
 ///
-/// Entries expire when their token goes stale (`iat` + max age + skew). When the store is full,
-/// expired entries are swept (at most once a second); if it is still full, new callbacks are
-/// refused with `replay_store_unavailable` (503): Vonage retries them later, when entries have
-/// expired, so nothing is lost and no replay is let through. Only callbacks that passed every
-/// other check reach the store, so forged traffic cannot fill it.
+/// In-flight reservations expire after the [in-flight TTL](Self::in_flight_ttl), so a hung
+/// handler cannot hold a `jti` forever; and only callbacks that passed the signature checks
+/// reach the store, so forged traffic cannot fill it.
 ///
-/// The map is split into [`SHARDS`] independently locked shards, so that concurrent callbacks
-/// rarely wait for each other; the capacity bounds them all together.
+/// Entries are 128-bit keyed fingerprints of `api_key` and `jti`, not the strings: about 45
+/// bytes a `jti` when full. Every [`SecureCallbackLayer`](crate::SecureCallbackLayer) uses
+/// [`MemoryReplayStore::shared`] unless told otherwise, so one process has one replay window
+/// however many layers it builds.
 ///
 /// It protects one process only: behind a load balancer, or across restarts, use a shared store.
 #[derive(Clone)]
@@ -37,27 +65,100 @@ pub struct MemoryReplayStore {
 }
 
 struct Inner {
-    shards: Box<[Mutex<HashMap<ReplayKey, Entry>>]>,
+    shards: Box<[Mutex<Map>]>,
     capacity: usize,
     /// Entries in all shards together.
     len: AtomicUsize,
-    /// Unix second of the last sweep, so that a full store sweeps at most once a second.
-    last_sweep: AtomicU64,
-    clock: Box<dyn Clock>,
+    /// Tokens with `iat` at or below this are refused; 0 until the store first evicts.
+    floor: AtomicU64,
+    /// The longest retention seen (`until - iat`): how long after `iat` an entry may be dropped.
+    span: AtomicU64,
+    in_flight_ttl: AtomicU64,
+    /// The latest "now" an attempt brought, for [`MemoryReplayStore::effective_window`].
+    last_now: AtomicU64,
+    /// When the last window warning was logged (0: never).
+    last_warning: AtomicU64,
+    /// One eviction at a time; the others wait for it and find room.
+    evicting: Mutex<()>,
+    keys: [RandomState; 2],
 }
 
+type Map = HashMap<Fingerprint, Entry, PassThrough>;
+
+/// Two keyed SipHash values of `api_key` and `jti`. Only keys of verified tokens get here, and
+/// the keys are random per store, so a collision (2^-128 per pair) cannot be aimed at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Fingerprint(u64, u64);
+
+impl Hash for Fingerprint {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a keyed hash: the map uses it as it is.
+        state.write_u64(self.0);
+    }
+}
+
+/// The map's hasher: passes a fingerprint's first word through.
+#[derive(Clone, Copy, Default)]
+struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// 16 bytes: in flight while `owner` is nonzero (until `stamp`), else delivered (`stamp` = `iat`).
 #[derive(Clone, Copy)]
 struct Entry {
-    done: bool,
-    /// Unix seconds; in-flight entries live until settled.
-    expires_at: u64,
+    stamp: u64,
+    owner: u64,
 }
 
 impl Entry {
-    const IN_FLIGHT: Entry = Entry {
-        done: false,
-        expires_at: u64::MAX,
-    };
+    fn in_flight(lease: &Lease, deadline: u64) -> Self {
+        Self {
+            stamp: deadline,
+            owner: lease.owner(),
+        }
+    }
+
+    fn delivered(iat: u64) -> Self {
+        Self {
+            stamp: iat,
+            owner: 0,
+        }
+    }
+
+    fn is_delivered(self) -> bool {
+        self.owner == 0
+    }
+
+    /// Droppable at `now`: a delivered token that is stale by now, or a reservation whose handler
+    /// outlived the in-flight TTL.
+    fn expired(self, now: u64, span: u64) -> bool {
+        if self.is_delivered() {
+            self.stamp.saturating_add(span) <= now
+        } else {
+            self.stamp <= now
+        }
+    }
 }
 
 impl Default for MemoryReplayStore {
@@ -67,35 +168,47 @@ impl Default for MemoryReplayStore {
 }
 
 impl MemoryReplayStore {
-    /// A store of [`DEFAULT_CAPACITY`] entries on the system clock.
+    /// A new store of [`DEFAULT_CAPACITY`], private to whoever holds it (and its clones).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A store remembering at most `capacity` `jti`s.
+    /// A new store remembering at most `capacity` `jti`s (0 refuses every callback with 503).
     pub fn with_capacity(capacity: usize) -> Self {
-        Self::build(capacity, Box::new(SystemClock))
-    }
-
-    fn build(capacity: usize, clock: Box<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 capacity,
                 len: AtomicUsize::new(0),
-                last_sweep: AtomicU64::new(0),
-                clock,
+                floor: AtomicU64::new(0),
+                span: AtomicU64::new(0),
+                in_flight_ttl: AtomicU64::new(DEFAULT_IN_FLIGHT_TTL.as_secs()),
+                last_now: AtomicU64::new(0),
+                last_warning: AtomicU64::new(0),
+                evicting: Mutex::new(()),
+                keys: [RandomState::new(), RandomState::new()],
             }),
         }
     }
 
-    /// Uses `clock` to expire entries (the layer's clock, in tests). Call it before sharing the
-    /// store: it starts an empty one.
-    pub fn clock(self, clock: impl Clock) -> Self {
-        Self::build(self.inner.capacity, Box::new(clock))
+    /// The process-wide store of [`DEFAULT_CAPACITY`]: what every layer uses by default, so that
+    /// two layers (one per route, say) never each accept the same callback.
+    pub fn shared() -> Self {
+        static SHARED: OnceLock<MemoryReplayStore> = OnceLock::new();
+        SHARED.get_or_init(Self::new).clone()
     }
 
-    /// How many `jti`s are held (in flight or done, expired ones not yet swept included).
+    /// Lifetime of an in-flight reservation, in whole seconds (default
+    /// [`DEFAULT_IN_FLIGHT_TTL`]); make it longer than your slowest handler. Applies to this
+    /// store and every clone of it.
+    pub fn in_flight_ttl(self, ttl: Duration) -> Self {
+        self.inner
+            .in_flight_ttl
+            .store(ttl.as_secs().max(1), Ordering::Relaxed);
+        self
+    }
+
+    /// How many `jti`s are held (in flight or delivered, expired ones not yet dropped included).
     pub fn len(&self) -> usize {
         self.inner.len.load(Ordering::Relaxed)
     }
@@ -110,128 +223,262 @@ impl MemoryReplayStore {
         self.inner.capacity
     }
 
-    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, HashMap<ReplayKey, Entry>> {
+    /// The `iat` at or below which tokens are refused, once the store has had to forget
+    /// delivered `jti`s to make room; `None` while it remembers everything within the max age.
+    pub fn floor(&self) -> Option<u64> {
+        match self.inner.floor.load(Ordering::Acquire) {
+            0 => None,
+            floor => Some(floor),
+        }
+    }
+
+    /// How far back the store can vouch for a token, as of the latest callback it saw: `None`
+    /// while that is the whole max age; else how old a token may be and still be accepted.
+    pub fn effective_window(&self) -> Option<Duration> {
+        let floor = self.floor()?;
+        let now = self.inner.last_now.load(Ordering::Relaxed);
+        Some(Duration::from_secs(now.saturating_sub(floor)))
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Map> {
         // Nothing panics while a lock is held; a poisoned lock still holds consistent data.
         self.inner.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The shard of `key`: FNV-1a of its bytes. Only keys of verified tokens reach the store,
-    /// so the spread need not resist chosen keys; each shard's map keeps std's keyed hasher.
-    fn shard_of(key: &ReplayKey) -> usize {
-        let mut hash: u32 = 0x811c_9dc5;
-        for byte in key.api_key().bytes().chain(key.jti().bytes()) {
-            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    fn fingerprint(&self, key: &ReplayKey) -> Fingerprint {
+        let word = |keys: &RandomState| {
+            let mut h = keys.build_hasher();
+            h.write(key.api_key().as_bytes());
+            // 0xff never occurs in UTF-8, so ("a", "bc") and ("ab", "c") differ.
+            h.write_u8(0xff);
+            h.write(key.jti().as_bytes());
+            h.finish()
+        };
+        Fingerprint(word(&self.inner.keys[0]), word(&self.inner.keys[1]))
+    }
+
+    fn shard_of(fp: Fingerprint) -> usize {
+        // The second word, so that the shard and the map's hash are independent.
+        (fp.1 % SHARDS as u64) as usize
+    }
+
+    /// Records what an attempt tells about time: the latest "now", the longest retention.
+    fn observe(&self, attempt: &Attempt) {
+        let inner = &self.inner;
+        inner.last_now.fetch_max(attempt.now(), Ordering::Relaxed);
+        let span = attempt.retention().until().saturating_sub(attempt.iat());
+        if span > inner.span.load(Ordering::Relaxed) {
+            inner.span.fetch_max(span, Ordering::Relaxed);
         }
-        hash as usize % SHARDS
+    }
+
+    fn below_floor(&self, iat: u64) -> bool {
+        self.floor().is_some_and(|floor| iat <= floor)
     }
 
     /// Takes one place of the capacity, if one is free.
     fn take_place(&self) -> bool {
-        let len = &self.inner.len;
-        len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < self.inner.capacity).then_some(n + 1)
-        })
-        .is_ok()
+        let inner = &self.inner;
+        inner
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < inner.capacity).then_some(n + 1)
+            })
+            .is_ok()
     }
 
-    fn free_places(&self, n: usize) {
-        self.inner.len.fetch_sub(n, Ordering::AcqRel);
-    }
-
-    /// Removes expired entries from every shard, at most once a second; true if it ran.
-    fn sweep(&self) -> bool {
-        let now = self.inner.clock.now();
-        if self.inner.last_sweep.swap(now, Ordering::AcqRel) == now {
-            return false;
+    fn try_lookup(&self, attempt: &Attempt) -> Lookup {
+        self.observe(attempt);
+        if self.below_floor(attempt.iat()) {
+            return Lookup::OutsideWindow;
         }
-        for shard in 0..SHARDS {
-            let mut map = self.lock(shard);
-            let before = map.len();
-            map.retain(|_, e| !e.done || e.expires_at > now);
-            self.free_places(before - map.len());
+        let fp = self.fingerprint(attempt.key());
+        let span = self.inner.span.load(Ordering::Relaxed);
+        match self.lock(Self::shard_of(fp)).get(&fp) {
+            Some(e) if e.is_delivered() && !e.expired(attempt.now(), span) => Lookup::Delivered,
+            _ => Lookup::Unknown,
         }
-        true
     }
 
-    fn try_reserve(&self, key: &ReplayKey) -> Result<Reservation, ReplayStoreError> {
-        for attempt in 0..2 {
+    fn try_reserve(&self, attempt: Attempt) -> Result<Reservation, ReplayStoreError> {
+        self.observe(&attempt);
+        let now = attempt.now();
+        let fp = self.fingerprint(attempt.key());
+        let deadline = now.saturating_add(self.inner.in_flight_ttl.load(Ordering::Relaxed));
+        for round in 0..2 {
+            if self.below_floor(attempt.iat()) {
+                return Ok(Reservation::OutsideWindow);
+            }
             {
-                let mut map = self.lock(Self::shard_of(key));
-                // One hash and probe for lookup and insert; the clock is read only when an
-                // answer depends on it, so a fresh key (the common case) needs none.
-                match map.entry(key.clone()) {
+                let span = self.inner.span.load(Ordering::Relaxed);
+                let mut map = self.lock(Self::shard_of(fp));
+                // One hash and probe for lookup and insert.
+                match map.entry(fp) {
                     MapEntry::Occupied(mut occupied) => {
                         let entry = occupied.get_mut();
-                        return Ok(match *entry {
-                            Entry { done: false, .. } => Reservation::InFlight,
-                            Entry {
-                                done: true,
-                                expires_at,
-                            } if expires_at > self.inner.clock.now() => Reservation::AlreadyDone,
-                            Entry { done: true, .. } => {
-                                *entry = Entry::IN_FLIGHT;
-                                Reservation::Reserved
-                            }
-                        });
+                        if !entry.expired(now, span) {
+                            return Ok(if entry.is_delivered() {
+                                Reservation::AlreadyDone
+                            } else {
+                                Reservation::InFlight
+                            });
+                        }
+                        // Stale, or a reservation whose handler outlived the TTL: take it over.
+                        // The old owner's late release will not match and frees nothing.
+                        let lease = Lease::new(attempt);
+                        *entry = Entry::in_flight(&lease, deadline);
+                        return Ok(Reservation::Reserved(lease));
                     }
                     MapEntry::Vacant(vacant) if self.take_place() => {
-                        vacant.insert(Entry::IN_FLIGHT);
-                        return Ok(Reservation::Reserved);
+                        let lease = Lease::new(attempt);
+                        vacant.insert(Entry::in_flight(&lease, deadline));
+                        return Ok(Reservation::Reserved(lease));
                     }
                     MapEntry::Vacant(_) => {}
                 }
             }
-            // Full: sweep with no lock held (the sweep takes each shard's in turn), then retry.
-            if attempt > 0 || !self.sweep() {
+            // Full: make room with no shard lock held, then try once more.
+            if round > 0 || !self.make_room(now) {
                 break;
             }
         }
-        Err(ReplayStoreError::new("in-memory replay store is full"))
+        Err(ReplayStoreError::new(
+            "in-memory replay store is full of callbacks in flight or issued within the minimum window",
+        ))
     }
 
-    fn forget_in_flight(&self, key: &ReplayKey) {
-        let mut map = self.lock(Self::shard_of(key));
-        if map.get(key).is_some_and(|e| !e.done) {
-            map.remove(key);
-            self.free_places(1);
+    /// Frees at least `capacity / EVICT_SHARE` places if it can: expired entries first, then the
+    /// delivered ones with the oldest `iat`, raising the floor over them. True if room was made.
+    fn make_room(&self, now: u64) -> bool {
+        let inner = &self.inner;
+        let _one_at_a_time = inner
+            .evicting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.len() < inner.capacity {
+            return true; // Another eviction made room while this one waited.
+        }
+        let span = inner.span.load(Ordering::Relaxed);
+        let target = (inner.capacity / EVICT_SHARE).max(1);
+
+        // Census: how many are expired, and the `iat`s of the live delivered ones.
+        let mut expired = 0;
+        let mut iats = Vec::new();
+        for shard in 0..SHARDS {
+            for entry in self.lock(shard).values() {
+                if entry.expired(now, span) {
+                    expired += 1;
+                } else if entry.is_delivered() {
+                    iats.push(entry.stamp);
+                }
+            }
+        }
+
+        let mut floor = self.floor().unwrap_or(0);
+        if expired < target && !iats.is_empty() {
+            let need = (target - expired).min(iats.len());
+            let (_, nth, _) = iats.select_nth_unstable(need - 1);
+            // Never so close to now that a fresh callback would fall under it.
+            let limit = now.saturating_sub(MIN_WINDOW.as_secs() + 1);
+            let cut = (*nth).min(limit);
+            // The floor rises to the newest `iat` actually forgotten, and no further.
+            if let Some(&newest) = iats.iter().filter(|&&iat| iat <= cut).max() {
+                floor = floor.max(newest);
+            }
+        }
+        drop(iats);
+        let raised = self.floor().map_or(floor > 0, |old| floor > old);
+        if raised {
+            inner.floor.fetch_max(floor, Ordering::AcqRel);
+        }
+
+        let mut freed = 0;
+        for shard in 0..SHARDS {
+            let mut map = self.lock(shard);
+            let before = map.len();
+            map.retain(|_, e| {
+                !(e.expired(now, span) || e.is_delivered() && floor > 0 && e.stamp <= floor)
+            });
+            freed += before - map.len();
+        }
+        inner.len.fetch_sub(freed, Ordering::AcqRel);
+        if raised {
+            self.warn_window(now, floor);
+        }
+        freed > 0
+    }
+
+    fn warn_window(&self, now: u64, floor: u64) {
+        let last = &self.inner.last_warning;
+        let previous = last.load(Ordering::Relaxed);
+        let due = previous == 0 || now >= previous.saturating_add(WARN_INTERVAL);
+        if !due
+            || last
+                .compare_exchange(previous, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let _window_secs = now.saturating_sub(floor);
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: "vonage_secure_callbacks",
+            window_secs = _window_secs,
+            capacity = self.inner.capacity,
+            "in-memory replay store is full: callbacks issued more than {_window_secs} s ago are now \
+             refused (replay_window_exceeded); give it a larger capacity or use RedisReplayStore"
+        );
+    }
+
+    fn try_settle(&self, lease: &Lease, outcome: Outcome) {
+        let fp = self.fingerprint(lease.key());
+        let mut map = self.lock(Self::shard_of(fp));
+        match (outcome, map.entry(fp)) {
+            // Delivered wins over whatever holds the key now: it is never forgotten early.
+            (Outcome::Delivered, MapEntry::Occupied(mut occupied)) => {
+                *occupied.get_mut() = Entry::delivered(lease.attempt().iat());
+            }
+            // Dropped while this handler ran past its TTL: remember it all the same, even one
+            // over capacity (bounded by the reservations in flight).
+            (Outcome::Delivered, MapEntry::Vacant(vacant)) => {
+                if !self.below_floor(lease.attempt().iat()) {
+                    vacant.insert(Entry::delivered(lease.attempt().iat()));
+                    self.inner.len.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            (Outcome::NotDelivered, MapEntry::Occupied(occupied))
+                if occupied.get().owner == lease.owner() =>
+            {
+                occupied.remove();
+                self.inner.len.fetch_sub(1, Ordering::AcqRel);
+            }
+            (Outcome::NotDelivered, _) => {}
         }
     }
 }
 
 impl ReplayStore for MemoryReplayStore {
+    type LookupFuture = Ready<Result<Lookup, ReplayStoreError>>;
     type ReserveFuture = Ready<Result<Reservation, ReplayStoreError>>;
     type SettleFuture = Ready<Result<(), ReplayStoreError>>;
 
-    fn reserve(&self, key: &ReplayKey) -> Self::ReserveFuture {
-        ready(self.try_reserve(key))
+    fn lookup(&self, attempt: &Attempt) -> Self::LookupFuture {
+        ready(Ok(self.try_lookup(attempt)))
     }
 
-    fn complete(&self, key: &ReplayKey, retention: Retention) -> Self::SettleFuture {
-        let done = Entry {
-            done: true,
-            expires_at: retention.until(),
-        };
-        let mut map = self.lock(Self::shard_of(key));
-        match map.get_mut(key) {
-            Some(entry) => *entry = done,
-            // Only a store shared with another writer gets here; remember it all the same.
-            None => {
-                map.insert(key.clone(), done);
-                self.inner.len.fetch_add(1, Ordering::AcqRel);
-            }
-        }
+    fn reserve(&self, attempt: Attempt) -> Self::ReserveFuture {
+        ready(self.try_reserve(attempt))
+    }
+
+    fn settle(&self, lease: &Lease, outcome: Outcome) -> Self::SettleFuture {
+        self.try_settle(lease, outcome);
         ready(Ok(()))
     }
 
-    fn release(&self, key: &ReplayKey) -> Self::SettleFuture {
-        self.forget_in_flight(key);
-        ready(Ok(()))
-    }
-
-    fn abandon(&self, key: &ReplayKey) {
-        self.forget_in_flight(key);
+    fn settle_detached(&self, lease: Lease, outcome: Outcome) {
+        self.try_settle(&lease, outcome);
     }
 }
 
@@ -240,6 +487,11 @@ impl fmt::Debug for MemoryReplayStore {
         f.debug_struct("MemoryReplayStore")
             .field("len", &self.len())
             .field("capacity", &self.capacity())
+            .field("floor", &self.floor())
+            .field(
+                "in_flight_ttl",
+                &Duration::from_secs(self.inner.in_flight_ttl.load(Ordering::Relaxed)),
+            )
             .finish()
     }
 }
@@ -247,7 +499,6 @@ impl fmt::Debug for MemoryReplayStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FixedClock;
     use std::future::Future;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
@@ -259,83 +510,197 @@ mod tests {
         }
     }
 
-    /// Remembered until t=1060, as seen at t=1000.
-    const TTL: Retention = Retention {
-        until: 1060,
-        ttl: std::time::Duration::from_secs(60),
-    };
+    const T0: u64 = 1_000_000;
+    /// Max age 1 h: delivered entries are remembered until `iat` + 3600.
+    const MAX_AGE: u64 = 3600;
 
-    #[test]
-    fn reserve_complete_release_cycle() {
-        let s = MemoryReplayStore::new().clock(FixedClock::new(1000));
-        let k = ReplayKey::new("k", "j1");
-        assert_eq!(now(s.reserve(&k)), Ok(Reservation::Reserved));
-        assert_eq!(now(s.reserve(&k)), Ok(Reservation::InFlight));
-        now(s.release(&k)).unwrap();
-        assert_eq!(now(s.reserve(&k)), Ok(Reservation::Reserved));
-        now(s.complete(&k, TTL)).unwrap();
-        assert_eq!(now(s.reserve(&k)), Ok(Reservation::AlreadyDone));
-        // Releasing a done entry (a late duplicate failing) must not forget it.
-        now(s.release(&k)).unwrap();
-        s.abandon(&k);
-        assert_eq!(now(s.reserve(&k)), Ok(Reservation::AlreadyDone));
+    fn attempt(jti: &str, iat: u64, at: u64) -> Attempt {
+        let key = ReplayKey::new("k", jti);
+        Attempt::new(
+            key,
+            iat,
+            at,
+            super::super::Retention::new(iat + MAX_AGE, iat),
+        )
     }
 
-    #[test]
-    fn done_entries_expire() {
-        let clock = FixedClock::new(1000);
-        let s = MemoryReplayStore::new().clock(clock.clone());
-        let k = ReplayKey::new("k", "j");
-        now(s.reserve(&k)).unwrap();
-        now(s.complete(&k, TTL)).unwrap();
-        clock.advance(59);
-        assert_eq!(now(s.reserve(&k)), Ok(Reservation::AlreadyDone));
-        clock.advance(1);
-        assert_eq!(now(s.reserve(&k)), Ok(Reservation::Reserved));
+    fn reserve(s: &MemoryReplayStore, jti: &str, iat: u64, at: u64) -> Reservation {
+        now(s.reserve(attempt(jti, iat, at))).unwrap()
     }
 
-    #[test]
-    fn full_store_sweeps_then_fails_closed() {
-        let clock = FixedClock::new(1000);
-        let s = MemoryReplayStore::with_capacity(3).clock(clock.clone());
-        for j in ["a", "b", "c"] {
-            let k = ReplayKey::new("k", j);
-            now(s.reserve(&k)).unwrap();
-            now(s.complete(&k, TTL)).unwrap();
+    fn lease(r: Reservation) -> Lease {
+        match r {
+            Reservation::Reserved(lease) => lease,
+            other => panic!("not reserved: {other:?}"),
         }
-        let d = ReplayKey::new("k", "d");
-        assert!(now(s.reserve(&d)).is_err());
-        assert_eq!(s.len(), 3);
-        clock.advance(61);
-        assert_eq!(now(s.reserve(&d)), Ok(Reservation::Reserved));
+    }
+
+    fn deliver(s: &MemoryReplayStore, jti: &str, iat: u64, at: u64) {
+        let l = lease(reserve(s, jti, iat, at));
+        now(s.settle(&l, Outcome::Delivered)).unwrap();
+    }
+
+    #[test]
+    fn reserve_settle_cycle() {
+        let s = MemoryReplayStore::new();
+        let l = lease(reserve(&s, "j1", T0, T0));
+        assert_eq!(reserve(&s, "j1", T0, T0), Reservation::InFlight);
+        assert_eq!(now(s.lookup(&attempt("j1", T0, T0))), Ok(Lookup::Unknown));
+        now(s.settle(&l, Outcome::NotDelivered)).unwrap();
+        let l = lease(reserve(&s, "j1", T0, T0));
+        now(s.settle(&l, Outcome::Delivered)).unwrap();
+        assert_eq!(reserve(&s, "j1", T0, T0), Reservation::AlreadyDone);
+        assert_eq!(now(s.lookup(&attempt("j1", T0, T0))), Ok(Lookup::Delivered));
+        // Releasing a delivered entry (a late duplicate failing) must not forget it.
+        now(s.settle(&l, Outcome::NotDelivered)).unwrap();
+        s.settle_detached(l, Outcome::NotDelivered);
+        assert_eq!(reserve(&s, "j1", T0, T0), Reservation::AlreadyDone);
+    }
+
+    #[test]
+    fn delivered_entries_expire_with_their_token() {
+        let s = MemoryReplayStore::new();
+        deliver(&s, "j", T0, T0);
+        assert_eq!(
+            reserve(&s, "j", T0, T0 + MAX_AGE - 1),
+            Reservation::AlreadyDone
+        );
+        assert!(matches!(
+            reserve(&s, "j", T0, T0 + MAX_AGE),
+            Reservation::Reserved(_)
+        ));
+    }
+
+    #[test]
+    fn a_hung_reservation_expires_and_its_late_release_frees_nothing() {
+        let s = MemoryReplayStore::new().in_flight_ttl(Duration::from_secs(10));
+        let first = lease(reserve(&s, "j", T0, T0));
+        assert_eq!(reserve(&s, "j", T0, T0 + 9), Reservation::InFlight);
+        let second = lease(reserve(&s, "j", T0, T0 + 10));
+        // The first handler's late failure must not free the second's reservation.
+        now(s.settle(&first, Outcome::NotDelivered)).unwrap();
+        assert_eq!(reserve(&s, "j", T0, T0 + 11), Reservation::InFlight);
+        now(s.settle(&second, Outcome::Delivered)).unwrap();
+        assert_eq!(reserve(&s, "j", T0, T0 + 12), Reservation::AlreadyDone);
         assert_eq!(s.len(), 1);
-        assert_eq!(s.capacity(), 3);
+    }
+
+    #[test]
+    fn a_late_delivery_is_remembered_even_after_its_reservation_was_dropped() {
+        let s = MemoryReplayStore::with_capacity(2).in_flight_ttl(Duration::from_secs(10));
+        let hung = lease(reserve(&s, "hung", T0, T0));
+        deliver(&s, "a", T0, T0);
+        // Full: the expired reservation is dropped to make room.
+        deliver(&s, "b", T0 + 100, T0 + 100);
+        assert_eq!(s.len(), 2);
+        now(s.settle(&hung, Outcome::Delivered)).unwrap();
+        assert_eq!(reserve(&s, "hung", T0, T0 + 101), Reservation::AlreadyDone);
+    }
+
+    #[test]
+    fn full_store_forgets_the_oldest_and_raises_the_floor() {
+        let s = MemoryReplayStore::with_capacity(32);
+        for i in 0..32u64 {
+            deliver(&s, &format!("j{i}"), T0 + i, T0 + i);
+        }
+        assert_eq!(s.floor(), None);
+        let at = T0 + 1000;
+        // Full: 32 / 16 = 2 oldest forgotten, floor at the newer of them.
+        deliver(&s, "fresh", at, at);
+        assert_eq!(s.floor(), Some(T0 + 1));
+        assert_eq!(s.effective_window(), Some(Duration::from_secs(999)));
+        assert_eq!(s.len(), 31);
+        // The forgotten ones, and anything at or below the floor, are refused outright.
+        assert_eq!(reserve(&s, "j0", T0, at), Reservation::OutsideWindow);
+        assert_eq!(reserve(&s, "j1", T0 + 1, at), Reservation::OutsideWindow);
+        assert_eq!(
+            reserve(&s, "never-seen", T0 + 1, at),
+            Reservation::OutsideWindow
+        );
+        assert_eq!(
+            now(s.lookup(&attempt("j0", T0, at))),
+            Ok(Lookup::OutsideWindow)
+        );
+        // Those above it are still remembered.
+        assert_eq!(reserve(&s, "j2", T0 + 2, at), Reservation::AlreadyDone);
+        assert_eq!(reserve(&s, "fresh", at, at), Reservation::AlreadyDone);
+    }
+
+    #[test]
+    fn expired_entries_go_before_any_floor_is_raised() {
+        let s = MemoryReplayStore::with_capacity(16);
+        for i in 0..16u64 {
+            deliver(&s, &format!("j{i}"), T0, T0);
+        }
+        let later = T0 + MAX_AGE;
+        deliver(&s, "fresh", later, later);
+        assert_eq!((s.floor(), s.len()), (None, 1));
+    }
+
+    #[test]
+    fn callbacks_of_the_last_minute_are_never_forgotten() {
+        let s = MemoryReplayStore::with_capacity(4);
+        for i in 0..4u64 {
+            deliver(&s, &format!("j{i}"), T0, T0 + 30);
+        }
+        // All four within MIN_WINDOW of now: none may go, so the store refuses (503, retried).
+        assert!(now(s.reserve(attempt("new", T0 + 30, T0 + 30))).is_err());
+        assert_eq!(s.floor(), None);
+        // A minute later they may.
+        assert!(matches!(
+            reserve(&s, "new", T0 + 90, T0 + 90),
+            Reservation::Reserved(_)
+        ));
+        assert_eq!(s.floor(), Some(T0));
+    }
+
+    #[test]
+    fn a_store_full_of_reservations_fails_closed() {
+        let s = MemoryReplayStore::with_capacity(3);
+        for j in ["a", "b", "c"] {
+            lease(reserve(&s, j, T0, T0));
+        }
+        assert!(now(s.reserve(attempt("d", T0, T0))).is_err());
+        assert_eq!(s.len(), 3);
     }
 
     #[test]
     fn the_capacity_is_exact_whatever_the_shards() {
         let s = MemoryReplayStore::with_capacity(1000);
-        let reserved = (0..1200)
-            .filter(|i| now(s.reserve(&ReplayKey::new("k", &i.to_string()))).is_ok())
-            .count();
-        assert_eq!((reserved, s.len()), (1000, 1000));
-        // Releasing frees places.
-        for i in 0..10 {
-            now(s.release(&ReplayKey::new("k", &i.to_string()))).unwrap();
+        let leases: Vec<Lease> = (0..1200)
+            .filter_map(|i| match now(s.reserve(attempt(&i.to_string(), T0, T0))) {
+                Ok(Reservation::Reserved(l)) => Some(l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!((leases.len(), s.len()), (1000, 1000));
+        for l in &leases[..10] {
+            now(s.settle(l, Outcome::NotDelivered)).unwrap();
         }
         assert_eq!(s.len(), 990);
     }
 
     #[test]
     fn keys_spread_over_the_shards() {
+        let s = MemoryReplayStore::new();
         let mut counts = [0usize; SHARDS];
         for i in 0..16_000 {
             let jti = format!("c5ba8f24-1a14-4c1e-93e6-{i:012}");
-            counts[MemoryReplayStore::shard_of(&ReplayKey::new("a1b2c3d4", &jti))] += 1;
+            counts
+                [MemoryReplayStore::shard_of(s.fingerprint(&ReplayKey::new("a1b2c3d4", &jti)))] +=
+                1;
         }
         assert!(
             counts.iter().all(|&c| (700..1300).contains(&c)),
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn the_shared_store_is_one_store() {
+        let a = MemoryReplayStore::shared();
+        let b = MemoryReplayStore::shared();
+        assert!(Arc::ptr_eq(&a.inner, &b.inner));
+        assert!(!Arc::ptr_eq(&a.inner, &MemoryReplayStore::new().inner));
     }
 }

@@ -1,101 +1,63 @@
-//! Replay protection: each verified `jti` is reserved while the inner service runs, remembered
-//! once it answered 2xx, and released otherwise so that Vonage's retry is accepted.
+//! Replay protection: each verified `jti` is looked up before the body is read, reserved while
+//! the inner service runs, remembered once it answered 2xx, and released otherwise so that
+//! Vonage's retry is accepted.
+//!
+//! A reservation is a [`Lease`] with an owner token that only its request knows: a late release
+//! never frees a reservation that another request took over after the in-flight TTL.
+//!
+//! Delivery is at least once: a request dropped while its handler runs (the client went away,
+//! a timeout) releases its `jti`, and Vonage's retry then runs the handler again. Handlers must
+//! be idempotent, for example keyed by the `jti` (see the README).
 
+mod lease;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
-pub use memory::{MemoryReplayStore, DEFAULT_CAPACITY, SHARDS};
+pub use lease::{Attempt, Lease, ReplayKey, Retention};
+pub use memory::{MemoryReplayStore, DEFAULT_CAPACITY, DEFAULT_IN_FLIGHT_TTL, MIN_WINDOW};
 #[cfg(feature = "redis")]
-pub use redis::{RedisReplayStore, DEFAULT_IN_FLIGHT_TTL, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
+pub use redis::{RedisReplayStore, RedisStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
 
-/// Identifies one callback: the project's API key and the token's `jti`.
-///
-/// Cloning shares one buffer, so the request and the store hold the same allocation.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ReplayKey {
-    /// `api_key` followed by `jti`, split at `split`.
-    joined: Arc<[u8]>,
-    split: usize,
-}
-
-impl ReplayKey {
-    /// The key of `jti` issued for project `api_key`.
-    pub fn new(api_key: &str, jti: &str) -> Self {
-        Self {
-            joined: api_key.bytes().chain(jti.bytes()).collect(),
-            split: api_key.len(),
-        }
-    }
-
-    /// The project's API key.
-    pub fn api_key(&self) -> &str {
-        // Both halves were whole `&str`s, so this never falls back.
-        std::str::from_utf8(&self.joined[..self.split]).unwrap_or_default()
-    }
-
-    /// The token's `jti`.
-    pub fn jti(&self) -> &str {
-        std::str::from_utf8(&self.joined[self.split..]).unwrap_or_default()
-    }
-}
-
-impl fmt::Debug for ReplayKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplayKey")
-            .field("api_key", &self.api_key())
-            .field("jti", &self.jti())
-            .finish()
-    }
-}
-
-/// How long a delivered `jti` must be remembered: until its token is stale anyway, so that a
-/// replay after that is refused as `stale_token` without the store's help.
+/// What [`ReplayStore::lookup`] found, before the body is read. Read only: nothing is reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    until: u64,
-    ttl: Duration,
-}
-
-impl Retention {
-    /// Remember until `until` (Unix seconds), as seen at `now`; at least one second.
-    pub fn new(until: u64, now: u64) -> Self {
-        Self {
-            until: until.max(now.saturating_add(1)),
-            ttl: Duration::from_secs(until.saturating_sub(now).max(1)),
-        }
-    }
-
-    /// The Unix second after which the entry may be forgotten.
-    pub fn until(&self) -> u64 {
-        self.until
-    }
-
-    /// The same, as a time to live from the moment of verification (for stores that expire
-    /// keys themselves, like Redis).
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
+pub enum Lookup {
+    /// Not delivered as far as the store knows: read the body, then reserve.
+    Unknown,
+    /// Delivered and answered 2xx already: refused at once (409), without reading the body.
+    Delivered,
+    /// Older than the store can vouch for (its window shrank when it filled up): refused at once.
+    OutsideWindow,
 }
 
 /// What [`ReplayStore::reserve`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Reservation {
     /// The `jti` was free and is now reserved for this request.
-    Reserved,
+    Reserved(Lease),
     /// Another request holds the `jti` right now (answered 503 with `Retry-After`).
     InFlight,
     /// The `jti` was delivered and answered 2xx already (answered 409).
     AlreadyDone,
+    /// The token is older than the store can vouch for (answered `replay_window_exceeded`).
+    OutsideWindow,
 }
 
-/// The store could not answer (unreachable, too slow, full); the callback is refused with
-/// `replay_store_unavailable` (503), so Vonage retries it later.
+/// How a reservation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The inner service answered 2xx: remember the `jti` as delivered.
+    Delivered,
+    /// It failed, answered non-2xx, or the request was dropped before it answered: forget the
+    /// reservation, so that Vonage's retry is accepted.
+    NotDelivered,
+}
+
+/// The store could not answer (unreachable, too slow, full of in-flight callbacks); the callback
+/// is refused with `replay_store_unavailable` (503), so Vonage retries it later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayStoreError {
     message: String,
@@ -118,76 +80,81 @@ impl fmt::Display for ReplayStoreError {
 
 impl std::error::Error for ReplayStoreError {}
 
-/// Where reserved and delivered `jti`s are kept. Consulted only after every other check passed,
-/// so a forged or tampered request can never reserve or burn a `jti`.
+/// Where reserved and delivered `jti`s are kept. Consulted only after the token's signature,
+/// issuer and age were checked, so a forged request can never reserve or burn a `jti`.
 ///
 /// The futures are associated types, so the layer's response future holds them without boxing.
 pub trait ReplayStore: Clone + Send + Sync + 'static {
+    /// Future of [`lookup`](Self::lookup).
+    type LookupFuture: Future<Output = Result<Lookup, ReplayStoreError>> + Send + 'static;
     /// Future of [`reserve`](Self::reserve).
     type ReserveFuture: Future<Output = Result<Reservation, ReplayStoreError>> + Send + 'static;
-    /// Future of [`complete`](Self::complete) and [`release`](Self::release).
+    /// Future of [`settle`](Self::settle).
     type SettleFuture: Future<Output = Result<(), ReplayStoreError>> + Send + 'static;
 
-    /// Atomically reserves `key` unless it is in flight or done.
-    fn reserve(&self, key: &ReplayKey) -> Self::ReserveFuture;
+    /// Whether `attempt` was delivered already, without reserving anything: lets the layer refuse
+    /// a replay before it reads (and waits for) the body.
+    fn lookup(&self, attempt: &Attempt) -> Self::LookupFuture;
 
-    /// The inner service answered 2xx: remember `key` as done for as long as `retention` says.
-    fn complete(&self, key: &ReplayKey, retention: Retention) -> Self::SettleFuture;
+    /// Atomically reserves the attempt's key unless it is in flight or delivered.
+    fn reserve(&self, attempt: Attempt) -> Self::ReserveFuture;
 
-    /// The inner service failed or answered non-2xx: forget `key`, so a retry is accepted.
-    fn release(&self, key: &ReplayKey) -> Self::SettleFuture;
+    /// Ends the reservation `lease`. [`Outcome::Delivered`] marks the key delivered whoever
+    /// holds it now (a delivered callback is never forgotten); [`Outcome::NotDelivered`] frees
+    /// the key only while `lease` still owns it.
+    fn settle(&self, lease: &Lease, outcome: Outcome) -> Self::SettleFuture;
 
-    /// The request was dropped while `key` was reserved (the client went away): release it
-    /// without waiting. The default drops the reservation by polling nothing; stores that can
-    /// release synchronously, or spawn, should override it.
-    fn abandon(&self, key: &ReplayKey) {
-        let _ = key;
+    /// Ends `lease` without the request: its settle failed, or the request was dropped before
+    /// the settle finished. Stores that can fail should keep trying in the background; the
+    /// default settles once and drops the result.
+    fn settle_detached(&self, lease: Lease, outcome: Outcome) {
+        drop(self.settle(&lease, outcome));
     }
 }
 
-/// A reservation held by a request; dropping it unsettled abandons it in the store.
+/// A reservation held by a request; dropped before it is settled, it settles itself detached.
 pub(crate) struct Held<R: ReplayStore> {
     store: R,
-    key: Option<ReplayKey>,
-    retention: Retention,
+    lease: Lease,
+    outcome: Outcome,
+    settled: bool,
 }
 
 impl<R: ReplayStore> Held<R> {
-    pub(crate) fn new(store: R, key: ReplayKey, retention: Retention) -> Self {
+    /// Holds `lease`; dropped as it is, the reservation is released.
+    pub(crate) fn new(store: R, lease: Lease) -> Self {
         Self {
             store,
-            key: Some(key),
-            retention,
+            lease,
+            outcome: Outcome::NotDelivered,
+            settled: false,
         }
     }
 
-    /// Settles the reservation by the inner service's outcome.
-    pub(crate) fn settle(mut self, success: bool) -> R::SettleFuture {
-        let key = self.key.take().expect("a held reservation has a key");
-        if success {
-            self.store.complete(&key, self.retention)
-        } else {
-            self.store.release(&key)
+    /// Starts settling with `outcome`; until [`finish`](Self::finish) is called with a success,
+    /// dropping `self` settles detached with that outcome.
+    pub(crate) fn settle(&mut self, outcome: Outcome) -> R::SettleFuture {
+        self.outcome = outcome;
+        self.store.settle(&self.lease, outcome)
+    }
+
+    /// The settle ended with `result`: on failure, keep trying detached.
+    pub(crate) fn finish(mut self, result: Result<(), ReplayStoreError>) {
+        match result {
+            Ok(()) => self.settled = true,
+            Err(_err) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(target: "vonage_secure_callbacks", error = %_err, outcome = ?self.outcome,
+                    "replay store settle failed; retrying in the background");
+            }
         }
     }
 }
 
 impl<R: ReplayStore> Drop for Held<R> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.store.abandon(&key);
+        if !self.settled {
+            self.store.settle_detached(self.lease.clone(), self.outcome);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_parts() {
-        let k = ReplayKey::new("a1b2", "c5ba8f24");
-        assert_eq!((k.api_key(), k.jti()), ("a1b2", "c5ba8f24"));
-        assert_ne!(ReplayKey::new("a", "bc"), ReplayKey::new("ab", "c"));
     }
 }

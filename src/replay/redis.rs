@@ -6,45 +6,62 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Cmd, Pipeline, RedisFuture, Script, Value};
 
-use super::{ReplayKey, ReplayStore, ReplayStoreError, Reservation, Retention};
+use super::{
+    Attempt, Lease, Lookup, Outcome, ReplayStore, ReplayStoreError, Reservation,
+    DEFAULT_IN_FLIGHT_TTL,
+};
 
 /// Default key prefix: the crate's name.
 pub const DEFAULT_PREFIX: &str = "vonage-secure-callbacks";
 /// Default bound on each Redis round trip: well under the few seconds Vonage waits for an
 /// answer, so that a slow Redis turns into a 503 (retried later) rather than a timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Default lifetime of an in-flight reservation: if the process dies while handling a
-/// callback, Vonage's retry is accepted once this has passed.
-pub const DEFAULT_IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
 
-/// Value of a key while its callback is being handled.
-const IN_FLIGHT: &str = "in-flight";
-/// Value of a key whose callback was answered 2xx.
+/// Value of a key whose callback was answered 2xx. An in-flight key holds `in-flight:<owner>`.
 const DONE: &str = "done";
 
-/// Deletes the key only while it is still in flight: a release never forgets a delivered
-/// callback. One round trip.
+/// Reserves the key unless it exists, and says what was there: one round trip. A script rather
+/// than `SET NX GET` (Redis 7.0+) so that any Redis with scripting (2.6.12+) serves.
+const RESERVE: &str = r"local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false";
+
+/// Deletes the key only while this very reservation holds it: a late release never frees a
+/// reservation that another request took over, nor forgets a delivered callback.
 const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0";
 
+/// Backoff of the background retries of a delivered callback's settle.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ReplayStoreError>> + Send>>;
 
 /// Replay protection shared across processes through Redis.
 ///
-/// Per callback: one round trip to reserve (`SET key in-flight NX GET PX <in-flight TTL>`,
-/// which also tells an in-flight duplicate from a delivered one), one to settle (`SET key done
-/// PX <until stale>` after a 2xx, or a scripted delete of the in-flight value otherwise). Keys
-/// are `<prefix>:<api_key>:<jti>`, so projects and apps can share one Redis. No `KEYS` or
-/// `SCAN` is ever sent.
+/// Per callback: a `GET` before the body is read (a delivered `jti` is refused without reading
+/// its body), one scripted round trip to reserve (which also tells an in-flight duplicate from a
+/// delivered one), and one to settle (`SET key done PX <until stale>` after a 2xx, or a scripted
+/// delete of this reservation's own in-flight value otherwise). Keys are
+/// `<prefix>:<api_key>:<jti>`, so projects and apps can share one Redis. No `KEYS` or `SCAN`.
 ///
 /// Redis unreachable or slower than the timeout: the callback is refused with
 /// `replay_store_unavailable` (503), Vonage retries it later, and nothing is lost. The
-/// connection manager reconnects by itself when Redis comes back.
+/// connection reconnects by itself when Redis comes back. If marking a delivered callback fails,
+/// or the request is dropped while it is being marked, the store keeps trying in the background
+/// for up to the in-flight TTL, so a delivered callback ends up remembered.
+///
+/// Redis must keep what it was told: run it with persistence (`appendonly yes`) and without an
+/// eviction policy that may drop these keys (`maxmemory-policy noeviction`, or no `maxmemory`).
+/// A Redis restarted empty, or one that evicts, forgets delivered `jti`s. [`connect`] warns
+/// (feature `tracing`) when the eviction policy may drop them; see
+/// [`may_evict`](Self::may_evict).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,77 +72,297 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ReplayStoreError>> + S
 /// let layer = SecureCallbackLayer::new(Secrets::new()).replay_store(store);
 /// # Ok(()) }
 /// ```
+///
+/// [`connect`]: Self::connect
 #[derive(Clone)]
 pub struct RedisReplayStore {
-    connection: ConnectionManager,
+    connection: Connection,
     settings: Arc<Settings>,
 }
 
+#[derive(Clone)]
 struct Settings {
     prefix: String,
     timeout: Duration,
     in_flight_ttl: Duration,
+    may_evict: bool,
+    reserve: Script,
     release: Script,
 }
 
-impl RedisReplayStore {
-    /// Connects to the Redis at `url` (`redis://host:port/db`), with the default prefix,
-    /// timeout and in-flight TTL.
-    pub async fn connect(url: &str) -> Result<Self, ReplayStoreError> {
-        Self::connect_with(url, DEFAULT_TIMEOUT).await
+/// One Redis, or a Redis Cluster (feature `redis-cluster`); both reconnect by themselves.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
     }
 
-    /// Connects with `timeout` as the bound on connecting and on every round trip.
-    pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, ReplayStoreError> {
-        let client = Client::open(url).map_err(store_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // Reconnect quickly and keep trying: the store must heal without a restart.
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1))
-            .set_number_of_retries(usize::MAX);
-        let connect = ConnectionManager::new_with_config(client, config);
-        let connection = tokio::time::timeout(timeout, connect)
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How to reach Redis: from [`RedisReplayStore::builder`]; [`connect`](Self::connect) ends it.
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    nodes: Vec<String>,
+    cluster: bool,
+    timeout: Duration,
+    #[cfg(feature = "redis-tls")]
+    root_certificate: Option<Vec<u8>>,
+}
+
+impl RedisStoreBuilder {
+    /// Bound on connecting and on every round trip (default [`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Trust this PEM certificate (a private CA) for `rediss://` URLs, instead of the system's
+    /// roots.
+    #[cfg(feature = "redis-tls")]
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
+    /// Connects, checks the server (its version; whether it may evict these keys) and returns
+    /// the store with the default prefix and in-flight TTL.
+    pub async fn connect(self) -> Result<RedisReplayStore, ReplayStoreError> {
+        let timeout = self.timeout;
+        let connect = async {
+            if self.cluster {
+                self.connect_cluster().await
+            } else {
+                self.connect_single().await
+            }
+        };
+        let mut connection = tokio::time::timeout(timeout, connect)
             .await
-            .map_err(|_| ReplayStoreError::new("timed out connecting to Redis"))?
-            .map_err(store_error)?;
-        Ok(Self {
+            .map_err(|_| ReplayStoreError::new("timed out connecting to Redis"))??;
+        let may_evict = tokio::time::timeout(timeout, check_server(&mut connection))
+            .await
+            .map_err(|_| ReplayStoreError::new("timed out checking the Redis server"))??;
+        Ok(RedisReplayStore {
             connection,
             settings: Arc::new(Settings {
                 prefix: DEFAULT_PREFIX.to_owned(),
                 timeout,
                 in_flight_ttl: DEFAULT_IN_FLIGHT_TTL,
+                may_evict,
+                reserve: Script::new(RESERVE),
                 release: Script::new(RELEASE),
             }),
         })
     }
 
-    fn settings_mut(&mut self) -> &mut Settings {
-        Arc::get_mut(&mut self.settings).expect("configure the store before cloning it")
+    fn client(&self, url: &str) -> Result<Client, ReplayStoreError> {
+        #[cfg(feature = "redis-tls")]
+        if let Some(pem) = &self.root_certificate {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            };
+            return Client::build_with_tls(url, certificates).map_err(store_error);
+        }
+        Client::open(url).map_err(store_error)
     }
 
-    /// Namespace of the keys (default [`DEFAULT_PREFIX`]).
-    ///
-    /// # Panics
-    /// If the store was cloned already: configure it first.
+    async fn connect_single(&self) -> Result<Connection, ReplayStoreError> {
+        let url = self.nodes.first().map(String::as_str).unwrap_or_default();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            // Reconnect quickly and keep trying: the store must heal without a restart.
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(usize::MAX);
+        let manager = ConnectionManager::new_with_config(self.client(url)?, config)
+            .await
+            .map_err(store_error)?;
+        Ok(Connection::Single(manager))
+    }
+
+    #[cfg(feature = "redis-cluster")]
+    async fn connect_cluster(&self) -> Result<Connection, ReplayStoreError> {
+        let mut builder = redis::cluster::ClusterClientBuilder::new(self.nodes.clone())
+            .connection_timeout(self.timeout)
+            .response_timeout(self.timeout);
+        #[cfg(feature = "redis-tls")]
+        if let Some(pem) = &self.root_certificate {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            });
+        }
+        let client = builder.build().map_err(store_error)?;
+        let connection = client.get_async_connection().await.map_err(store_error)?;
+        Ok(Connection::Cluster(connection))
+    }
+
+    #[cfg(not(feature = "redis-cluster"))]
+    async fn connect_cluster(&self) -> Result<Connection, ReplayStoreError> {
+        Err(ReplayStoreError::new(
+            "Redis Cluster needs feature `redis-cluster`",
+        ))
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs may carry a password: only their number is shown.
+        f.debug_struct("RedisStoreBuilder")
+            .field("nodes", &self.nodes.len())
+            .field("cluster", &self.cluster)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The oldest Redis whose commands the store needs (`SET ... PX`, scripting).
+const MIN_VERSION: (u32, u32, u32) = (2, 6, 12);
+
+/// Refuses a Redis too old for the store's commands; tells whether it may evict these keys.
+/// Servers that forbid `INFO` or `CONFIG` (managed offerings) are taken as they are.
+async fn check_server(connection: &mut Connection) -> Result<bool, ReplayStoreError> {
+    let info: Result<String, _> = redis::cmd("INFO")
+        .arg("server")
+        .query_async(connection)
+        .await;
+    if let Some(version) = info.ok().as_deref().and_then(redis_version) {
+        if version < MIN_VERSION {
+            let (a, b, c) = version;
+            return Err(ReplayStoreError::new(format!(
+                "Redis {a}.{b}.{c} is older than 2.6.12, which the store's commands need"
+            )));
+        }
+    }
+    let config: Result<Vec<String>, _> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory*")
+        .query_async(connection)
+        .await;
+    let may_evict = config.ok().is_some_and(|pairs| evicts(&pairs));
+    if may_evict {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: "vonage_secure_callbacks",
+            "Redis has a maxmemory and an eviction policy that may drop replay keys, forgetting \
+             delivered callbacks: set `maxmemory-policy noeviction` for the replay store"
+        );
+    }
+    Ok(may_evict)
+}
+
+/// `redis_version:7.0.15` in `INFO server`.
+fn redis_version(info: &str) -> Option<(u32, u32, u32)> {
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))?;
+    let mut parts = line.trim().split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// From `CONFIG GET maxmemory*` name/value pairs: a memory limit with a policy other than
+/// `noeviction` may evict the store's keys (they all have a TTL, so `volatile-*` too).
+fn evicts(pairs: &[String]) -> bool {
+    let value = |name: &str| {
+        pairs
+            .chunks_exact(2)
+            .find(|kv| kv[0] == name)
+            .map(|kv| kv[1].as_str())
+    };
+    let limited = value("maxmemory").is_some_and(|m| m != "0");
+    limited && value("maxmemory-policy").is_some_and(|p| p != "noeviction")
+}
+
+impl RedisReplayStore {
+    /// Connects to the Redis at `url` (`redis://host:port/db`; `rediss://` with feature
+    /// `redis-tls`) with the default prefix, timeout and in-flight TTL.
+    pub async fn connect(url: &str) -> Result<Self, ReplayStoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Starts configuring a connection to the Redis at `url`.
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            nodes: vec![url.to_owned()],
+            cluster: false,
+            timeout: DEFAULT_TIMEOUT,
+            #[cfg(feature = "redis-tls")]
+            root_certificate: None,
+        }
+    }
+
+    /// Starts configuring a connection to a Redis Cluster through some of its nodes.
+    #[cfg(feature = "redis-cluster")]
+    pub fn cluster_builder<I, U>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        RedisStoreBuilder {
+            nodes: nodes.into_iter().map(Into::into).collect(),
+            cluster: true,
+            timeout: DEFAULT_TIMEOUT,
+            #[cfg(feature = "redis-tls")]
+            root_certificate: None,
+        }
+    }
+
+    /// Namespace of the keys (default [`DEFAULT_PREFIX`]). On a clone, only that clone changes.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.settings_mut().prefix = prefix.into();
+        Arc::make_mut(&mut self.settings).prefix = prefix.into();
         self
     }
 
     /// Lifetime of an in-flight reservation (default [`DEFAULT_IN_FLIGHT_TTL`]); make it longer
-    /// than your slowest handler.
-    ///
-    /// # Panics
-    /// If the store was cloned already: configure it first.
+    /// than your slowest handler. On a clone, only that clone changes.
     pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
-        self.settings_mut().in_flight_ttl = ttl;
+        Arc::make_mut(&mut self.settings).in_flight_ttl = ttl;
         self
     }
 
+    /// True when the server, as checked at connect, has a memory limit and an eviction policy
+    /// that may drop replay keys (and so forget delivered callbacks).
+    pub fn may_evict(&self) -> bool {
+        self.settings.may_evict
+    }
+
     /// The Redis key of `key`.
-    pub fn redis_key(&self, key: &ReplayKey) -> String {
+    pub fn redis_key(&self, key: &super::ReplayKey) -> String {
         format!("{}:{}:{}", self.settings.prefix, key.api_key(), key.jti())
     }
 
@@ -143,20 +380,31 @@ impl RedisReplayStore {
         })
     }
 
-    fn release_future(&self, key: &ReplayKey) -> BoxFuture<()> {
+    fn complete(&self, lease: &Lease) -> BoxFuture<()> {
         let mut connection = self.connection.clone();
-        let redis_key = self.redis_key(key);
+        let mut set = redis::cmd("SET");
+        set.arg(self.redis_key(lease.key()))
+            .arg(DONE)
+            .arg("PX")
+            .arg(millis(lease.attempt().retention().ttl()));
+        self.bounded(async move { set.query_async(&mut connection).await })
+    }
+
+    fn release(&self, lease: &Lease) -> BoxFuture<()> {
+        let mut connection = self.connection.clone();
         let settings = Arc::clone(&self.settings);
+        let (key, value) = (self.redis_key(lease.key()), in_flight_value(lease));
         self.bounded(async move {
-            let _: i64 = settings
-                .release
-                .key(redis_key)
-                .arg(IN_FLIGHT)
-                .invoke_async(&mut connection)
-                .await?;
+            let mut invocation = settings.release.key(key);
+            let _: i64 = invocation.arg(value).invoke_async(&mut connection).await?;
             Ok(())
         })
     }
+}
+
+/// The value of a key while `lease` holds it.
+fn in_flight_value(lease: &Lease) -> String {
+    format!("in-flight:{:016x}", lease.owner())
 }
 
 fn store_error(err: redis::RedisError) -> ReplayStoreError {
@@ -169,54 +417,78 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl ReplayStore for RedisReplayStore {
+    type LookupFuture = BoxFuture<Lookup>;
     type ReserveFuture = BoxFuture<Reservation>;
     type SettleFuture = BoxFuture<()>;
 
-    fn reserve(&self, key: &ReplayKey) -> Self::ReserveFuture {
+    fn lookup(&self, attempt: &Attempt) -> Self::LookupFuture {
         let mut connection = self.connection.clone();
-        let mut set = redis::cmd("SET");
-        set.arg(self.redis_key(key))
-            .arg(IN_FLIGHT)
-            .arg("NX")
-            .arg("GET")
-            .arg("PX")
-            .arg(millis(self.settings.in_flight_ttl));
+        let mut get = redis::cmd("GET");
+        get.arg(self.redis_key(attempt.key()));
         self.bounded(async move {
-            let previous: Option<String> = set.query_async(&mut connection).await?;
-            Ok(match previous.as_deref() {
-                None => Reservation::Reserved,
+            let held: Option<String> = get.query_async(&mut connection).await?;
+            Ok(match held.as_deref() {
+                Some(DONE) => Lookup::Delivered,
+                _ => Lookup::Unknown,
+            })
+        })
+    }
+
+    fn reserve(&self, attempt: Attempt) -> Self::ReserveFuture {
+        let mut connection = self.connection.clone();
+        let lease = Lease::new(attempt);
+        let settings = Arc::clone(&self.settings);
+        let key = self.redis_key(lease.key());
+        self.bounded(async move {
+            let mut invocation = settings.reserve.key(key);
+            invocation
+                .arg(in_flight_value(&lease))
+                .arg(millis(settings.in_flight_ttl));
+            let held: Option<String> = invocation.invoke_async(&mut connection).await?;
+            Ok(match held.as_deref() {
+                None => Reservation::Reserved(lease),
                 Some(DONE) => Reservation::AlreadyDone,
                 Some(_) => Reservation::InFlight,
             })
         })
     }
 
-    fn complete(&self, key: &ReplayKey, retention: Retention) -> Self::SettleFuture {
-        let mut connection = self.connection.clone();
-        let mut set = redis::cmd("SET");
-        set.arg(self.redis_key(key))
-            .arg(DONE)
-            .arg("PX")
-            .arg(millis(retention.ttl()));
-        self.bounded(async move {
-            let () = set.query_async(&mut connection).await?;
-            Ok(())
-        })
-    }
-
-    fn release(&self, key: &ReplayKey) -> Self::SettleFuture {
-        self.release_future(key)
-    }
-
-    /// Spawns the release on the current tokio runtime; without one, the in-flight TTL
-    /// frees the key.
-    fn abandon(&self, key: &ReplayKey) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let release = self.release_future(key);
-            runtime.spawn(async move {
-                let _ = release.await;
-            });
+    fn settle(&self, lease: &Lease, outcome: Outcome) -> Self::SettleFuture {
+        match outcome {
+            Outcome::Delivered => self.complete(lease),
+            Outcome::NotDelivered => self.release(lease),
         }
+    }
+
+    /// On the current tokio runtime: a delivered callback is marked done with retries (backoff
+    /// 50 ms to 1 s) for up to the in-flight TTL; a release is tried once (the in-flight TTL
+    /// frees the key otherwise).
+    fn settle_detached(&self, lease: Lease, outcome: Outcome) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            #[cfg(feature = "tracing")]
+            tracing::error!(target: "vonage_secure_callbacks", ?outcome,
+                "no tokio runtime to settle a replay reservation on");
+            return;
+        };
+        let store = self.clone();
+        runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + store.settings.in_flight_ttl;
+            let mut delay = RETRY_MIN;
+            loop {
+                let result = store.settle(&lease, outcome).await;
+                if result.is_ok() || outcome == Outcome::NotDelivered {
+                    return;
+                }
+                if tokio::time::Instant::now() + delay > deadline {
+                    #[cfg(feature = "tracing")]
+                    tracing::error!(target: "vonage_secure_callbacks", jti = lease.key().jti(),
+                        "could not mark a delivered callback in Redis within the in-flight TTL");
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        });
     }
 }
 
@@ -226,6 +498,34 @@ impl fmt::Debug for RedisReplayStore {
             .field("prefix", &self.settings.prefix)
             .field("timeout", &self.settings.timeout)
             .field("in_flight_ttl", &self.settings.in_flight_ttl)
+            .field("may_evict", &self.settings.may_evict)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_version_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n";
+        assert_eq!(redis_version(info), Some((7, 0, 15)));
+        assert_eq!(redis_version("redis_version:2.6\r\n"), Some((2, 6, 0)));
+        assert!(redis_version("redis_version:2.6.11").unwrap() < MIN_VERSION);
+        assert_eq!(redis_version("nothing"), None);
+    }
+
+    #[test]
+    fn only_a_memory_limit_with_an_evicting_policy_evicts() {
+        let pairs = |m: &str, p: &str| {
+            ["maxmemory", m, "maxmemory-policy", p]
+                .map(str::to_owned)
+                .to_vec()
+        };
+        assert!(!evicts(&pairs("0", "allkeys-lru")));
+        assert!(!evicts(&pairs("1000000", "noeviction")));
+        assert!(evicts(&pairs("1000000", "allkeys-lru")));
+        assert!(evicts(&pairs("1000000", "volatile-ttl")));
     }
 }

@@ -64,7 +64,7 @@ pub fn layer() -> SecureCallbackLayer {
     let clock = clock();
     SecureCallbackLayer::new(Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()))
         .clock(clock.clone())
-        .replay_store(MemoryReplayStore::new().clock(clock))
+        .replay_store(MemoryReplayStore::new())
 }
 
 /// The claims handler of the examples: echoes what was verified.

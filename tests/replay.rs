@@ -222,3 +222,167 @@ async fn entries_expire_with_the_token() {
         Ok(Reservation::Reserved(_))
     ));
 }
+
+/// POSTs `body` to `path` on `addr` over `client` (kept alive between calls).
+async fn post_to(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+    addr: std::net::SocketAddr,
+    path: &str,
+    auth: &str,
+) -> (StatusCode, String) {
+    let req = Request::post(format!("http://{addr}{path}"))
+        .header("authorization", auth)
+        .body(Full::new(Bytes::from_static(BODY)))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .expect("answered in time")
+        .expect("request failed");
+    let status = res.status();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let error = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, error)
+}
+
+#[tokio::test]
+async fn two_route_layers_share_one_replay_window() {
+    // As the README shows: a layer per route, each built on its own, with the default store.
+    let secrets = || {
+        vonage_secure_callbacks::Secrets::new().project(
+            API_KEY,
+            vonage_secure_callbacks::Secret::new(SECRET).unwrap(),
+        )
+    };
+    let session = vonage_secure_callbacks::SecureCallbackLayer::new(secrets()).clock(clock());
+    let archive = vonage_secure_callbacks::SecureCallbackLayer::new(secrets()).clock(clock());
+    let app = Router::new()
+        .route("/session", axum_post(echo).route_layer(session))
+        .route("/archive", axum_post(echo).route_layer(archive));
+    let addr = serve_axum(app).await;
+    let client = client();
+    let auth = bearer(BODY);
+    assert_eq!(
+        post_to(&client, addr, "/session", &auth).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post_to(&client, addr, "/archive", &auth).await,
+        (StatusCode::CONFLICT, "replayed_token".to_owned())
+    );
+    // And the other way round.
+    let other = bearer(BODY);
+    assert_eq!(
+        post_to(&client, addr, "/archive", &other).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post_to(&client, addr, "/session", &other).await.1,
+        "replayed_token"
+    );
+}
+
+/// Sends the head of a POST declaring `len` body bytes and only the first 5 of them, then waits
+/// at most `wait` for a status line.
+async fn dripping_post(addr: std::net::SocketAddr, auth: &str, wait: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /vonage/callback HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        BODY.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&BODY[..5]).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(wait, stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[tokio::test]
+async fn a_delivered_callback_is_refused_before_its_body_is_read() {
+    let addr = serve_axum(echo_app(layer())).await;
+    let auth = bearer(BODY);
+    // Not delivered yet: the layer waits for the body that never completes.
+    assert_eq!(
+        dripping_post(addr, &auth, Duration::from_millis(300)).await,
+        None,
+        "a fresh callback waits for its body"
+    );
+    assert_eq!(post(addr, Some(&auth), BODY).await.status, StatusCode::OK);
+    // Delivered: the replay is answered at once, its body never awaited.
+    let started = std::time::Instant::now();
+    let reply = dripping_post(addr, &auth, Duration::from_secs(5))
+        .await
+        .expect("answered without the body");
+    assert!(reply.starts_with("HTTP/1.1 409"), "{reply}");
+    assert!(reply.contains("replayed_token"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_small_store_under_sustained_load_accepts_every_fresh_callback_and_no_replay() {
+    // 20 000 distinct callbacks, one a second of fake time (5.5 h), through a store of 1 000:
+    // it fills after ~17 min and then slides its floor. Replays are mixed in, and every
+    // callback is replayed at the end.
+    const CAPACITY: usize = 1_000;
+    const CALLBACKS: u64 = 20_000;
+    let clock = clock();
+    let store = MemoryReplayStore::with_capacity(CAPACITY);
+    let layer = layer().clock(clock.clone()).replay_store(store.clone());
+    let addr = serve_axum(echo_app(layer)).await;
+    let client = client();
+    let mut sent = Vec::with_capacity(CALLBACKS as usize);
+    let mut refused = std::collections::HashMap::<String, usize>::new();
+    for i in 0..CALLBACKS {
+        let now = NOW + i;
+        clock.set(now);
+        let auth = format!(
+            "Bearer {}",
+            token_at_now(BODY, |c| {
+                c.insert("iat".into(), serde_json::json!(now));
+            })
+        );
+        let (status, error) = post_to(&client, addr, "/cb", &auth).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "fresh callback {i} refused: {error}"
+        );
+        assert!(store.len() <= CAPACITY, "{} > capacity", store.len());
+        sent.push(auth);
+        if i % 10 == 9 {
+            // A replay of an earlier one: recent, or long gone from the store.
+            let earlier = &sent[(i as usize * 7919) % sent.len()];
+            let (status, error) = post_to(&client, addr, "/cb", earlier).await;
+            assert_ne!(status, StatusCode::OK, "replay accepted at {i}");
+            *refused.entry(error).or_default() += 1;
+        }
+    }
+    for (i, auth) in sent.iter().enumerate() {
+        let (status, error) = post_to(&client, addr, "/cb", auth).await;
+        assert_ne!(status, StatusCode::OK, "final replay of {i} accepted");
+        *refused.entry(error).or_default() += 1;
+    }
+    let refused_total: usize = refused.values().sum();
+    assert_eq!(refused_total, CALLBACKS as usize + CALLBACKS as usize / 10);
+    assert!(
+        refused["replayed_token"] > 0 && refused["replay_window_exceeded"] > 0,
+        "{refused:?}"
+    );
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    let window = store.effective_window().expect("the store filled up");
+    // 1 000 places at one callback a second: a window of 15-17 minutes.
+    assert!((900..=1_000).contains(&window.as_secs()), "{window:?}");
+}

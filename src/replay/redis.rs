@@ -213,16 +213,17 @@ impl RedisStoreBuilder {
 
     #[cfg(feature = "redis-cluster")]
     async fn connect_cluster(&self) -> Result<Connection, ReplayStoreError> {
-        let mut builder = redis::cluster::ClusterClientBuilder::new(self.nodes.clone())
+        let builder = redis::cluster::ClusterClientBuilder::new(self.nodes.clone())
             .connection_timeout(self.timeout)
             .response_timeout(self.timeout);
         #[cfg(feature = "redis-tls")]
-        if let Some(pem) = &self.root_certificate {
-            builder = builder.certs(redis::TlsCertificates {
+        let builder = match &self.root_certificate {
+            Some(pem) => builder.certs(redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem.clone()),
-            });
-        }
+            }),
+            None => builder,
+        };
         let client = builder.build().map_err(store_error)?;
         let connection = client.get_async_connection().await.map_err(store_error)?;
         Ok(Connection::Cluster(connection))

@@ -86,8 +86,8 @@ impl VonageClaims {
         if json.len() > u32::MAX as usize {
             return Err(Rejection::MalformedToken);
         }
-        let wire: WireClaims<'_> =
-            serde_json::from_slice(&json).map_err(|_| Rejection::MalformedToken)?;
+        let wire: WireClaims<'_> = serde_json::from_str(crate::token::json_object(&json)?)
+            .map_err(|_| Rejection::MalformedToken)?;
         let (Some(iat), Some(jti), Some(api_key)) = (wire.iat, wire.jti, wire.api_key) else {
             return Err(Rejection::MalformedToken);
         };
@@ -229,6 +229,24 @@ mod tests {
         assert_eq!(c.claim::<String>("absent"), None);
         assert_eq!(c.clone(), c);
         assert!(format!("{c:?}").contains(r#"jti: "j""#));
+    }
+
+    #[test]
+    fn claims_must_be_an_object_of_valid_utf8() {
+        // An array would fill the fields by position; invalid UTF-8 in an ignored claim would be
+        // handed on through `raw_json()`.
+        let array = br#"[1,"j","Vonage","ab","k"]"#.to_vec();
+        assert_eq!(
+            VonageClaims::parse(array).err(),
+            Some(Rejection::MalformedToken)
+        );
+        let bad_utf8 =
+            b"{\"iat\":1,\"jti\":\"j\",\"api_key\":\"k\",\"note\":\"\xc3\x28\"}".to_vec();
+        assert_eq!(
+            VonageClaims::parse(bad_utf8).err(),
+            Some(Rejection::MalformedToken)
+        );
+        assert!(parse(r#" {"iat":1,"jti":"j","api_key":"k","note":"é"}"#).is_ok());
     }
 
     #[test]

@@ -94,9 +94,14 @@ impl CallbackSigner {
         self.sign_json(VONAGE_HEADER, &Value::Object(claims).to_string())
     }
 
-    /// Signs any header and claims text with HS256, byte for byte as given: for tests of
-    /// malformed tokens that still carry a valid signature.
-    pub fn sign_json(&self, header_json: &str, claims_json: &str) -> String {
+    /// Signs any header and claims bytes with HS256, byte for byte as given (not even UTF-8
+    /// is required): for tests of malformed tokens that still carry a valid signature.
+    pub fn sign_json(
+        &self,
+        header_json: impl AsRef<[u8]>,
+        claims_json: impl AsRef<[u8]>,
+    ) -> String {
+        let (header_json, claims_json) = (header_json.as_ref(), claims_json.as_ref());
         let signing_input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header_json),

@@ -53,6 +53,21 @@ pub(crate) struct UnverifiedToken<'a> {
 struct JoseHeader<'a> {
     #[serde(borrow)]
     alg: Cow<'a, str>,
+    /// RFC 7515 §4.1.11: a token naming critical extensions the recipient does not understand
+    /// (this one understands none, e.g. `b64`) must be refused. Only its presence matters.
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// A JOSE header or claims set must be a JSON object of valid UTF-8, throughout: serde would
+/// fill a struct from an array by position, and skips ignored fields without checking their
+/// UTF-8.
+pub(crate) fn json_object(json: &[u8]) -> Result<&str, Rejection> {
+    let text = std::str::from_utf8(json).map_err(|_| Rejection::MalformedToken)?;
+    if text.trim_start().starts_with('{') {
+        Ok(text)
+    } else {
+        Err(Rejection::MalformedToken)
+    }
 }
 
 impl<'a> UnverifiedToken<'a> {
@@ -73,10 +88,13 @@ impl<'a> UnverifiedToken<'a> {
         if header_b64 != VONAGE_HEADER_B64 {
             let mut header = [0u8; MAX_HEADER_LEN];
             let header_len = decode_into(header_b64, &mut header)?;
-            let header: JoseHeader<'_> = serde_json::from_slice(&header[..header_len])
+            let header: JoseHeader<'_> = serde_json::from_str(json_object(&header[..header_len])?)
                 .map_err(|_| Rejection::MalformedToken)?;
             if header.alg != "HS256" {
                 return Err(Rejection::UnsupportedAlgorithm);
+            }
+            if header.crit.is_some() {
+                return Err(Rejection::MalformedToken);
             }
         }
 
@@ -238,6 +256,27 @@ mod tests {
             UnverifiedToken::split(&long_sig).err(),
             Some(Rejection::BadSignature)
         );
+    }
+
+    #[test]
+    fn headers_must_be_plain_json_objects_without_crit() {
+        let sig = URL_SAFE_NO_PAD.encode([0u8; 32]);
+        let raw_header = |h: &[u8]| format!("{}.e30.{sig}", URL_SAFE_NO_PAD.encode(h));
+        for header in [
+            &br#"{"alg":"HS256","crit":["exp"],"exp":1}"#[..],
+            br#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+            br#"{"alg":"HS256","crit":[]}"#,
+            br#"["HS256"]"#,
+            b"{\"alg\":\"HS256\",\"kid\":\"\xff\xfe\"}",
+        ] {
+            assert_eq!(
+                UnverifiedToken::split(&raw_header(header)).err(),
+                Some(Rejection::MalformedToken),
+                "{}",
+                String::from_utf8_lossy(header)
+            );
+        }
+        assert!(UnverifiedToken::split(&raw_header(br#"{"alg":"HS256","kid":"1"}"#)).is_ok());
     }
 
     #[test]

@@ -339,3 +339,55 @@ async fn every_rejection_code_through_a_real_server() {
         "codes never reached"
     );
 }
+
+#[tokio::test]
+async fn strict_token_parsing_through_a_server() {
+    // Validly signed, but not what RFC 7515 and Vonage's scheme allow: each is malformed.
+    let addr = serve_axum(echo_app(layer())).await;
+    let claims = |extra: &str| {
+        format!(
+            r#"{{"iat":{NOW},"jti":"{}","iss":"Vonage","api_key":"{API_KEY}","payload_hash":"{}"{extra}}}"#,
+            vonage_secure_callbacks::test_util::fresh_jti(),
+            vonage_secure_callbacks::test_util::payload_hash(BODY),
+        )
+    };
+    let ok = signer().sign_json(r#"{"alg":"HS256","typ":"JWT"}"#, claims(""));
+    assert_eq!(
+        post(addr, Some(&format!("Bearer {ok}")), BODY).await.status,
+        StatusCode::OK
+    );
+    let mut bad_utf8 = claims("").into_bytes();
+    bad_utf8.truncate(bad_utf8.len() - 1);
+    bad_utf8.extend_from_slice(b",\"note\":\"\xff\"}");
+    let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (
+            br#"{"alg":"HS256","b64":false,"crit":["b64"]}"#.to_vec(),
+            claims("").into_bytes(),
+        ),
+        (
+            br#"{"alg":"HS256","crit":["exp"]}"#.to_vec(),
+            claims("").into_bytes(),
+        ),
+        (br#"["HS256","JWT"]"#.to_vec(), claims("").into_bytes()),
+        (
+            b"{\"alg\":\"HS256\",\"kid\":\"\xc3\x28\"}".to_vec(),
+            claims("").into_bytes(),
+        ),
+        (
+            br#"{"alg":"HS256","typ":"JWT"}"#.to_vec(),
+            format!(r#"[{NOW},"j","Vonage"]"#).into_bytes(),
+        ),
+        (br#"{"alg":"HS256","typ":"JWT"}"#.to_vec(), bad_utf8),
+    ];
+    for (header, claims) in cases {
+        let token = signer().sign_json(&header, &claims);
+        let reply = post(addr, Some(&format!("Bearer {token}")), BODY).await;
+        assert_eq!(
+            reply.error(),
+            "malformed_token",
+            "{} . {}",
+            String::from_utf8_lossy(&header),
+            String::from_utf8_lossy(&claims)
+        );
+    }
+}

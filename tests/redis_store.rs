@@ -8,11 +8,11 @@
 mod common;
 
 use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::routing::post as axum_post;
 use axum::Router;
+use common::redis_servers::RedisServer;
 use common::*;
 use http::StatusCode;
 use redis::AsyncCommands;
@@ -20,58 +20,6 @@ use serde_json::json;
 use vonage_secure_callbacks::replay::{RedisReplayStore, ReplayKey};
 
 const BODY: &[u8] = br#"{"sessionId":"1_MX4","event":"streamCreated"}"#;
-
-/// A `redis-server` of this test's own; killed when dropped.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// `REDIS_URL` when set, else a server of this test's own (kept alive by the returned guard).
 fn shared_redis() -> (String, Option<RedisServer>) {
@@ -294,7 +242,7 @@ async fn redis_down_gives_503_within_the_timeout_and_recovers() {
         StatusCode::OK
     );
 
-    server.stop();
+    server.kill();
     let started = Instant::now();
     let reply = post(addr, Some(&bearer(BODY)), BODY).await;
     let took = started.elapsed();

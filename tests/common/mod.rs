@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod example;
+#[cfg(feature = "redis")]
+pub mod redis_servers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -111,8 +111,9 @@ impl RedisServer {
         // Ready once it answers PING (a persistent one loads its file first).
         loop {
             let pong = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string(), "ping"])
+                .args(["-p", &self.port.to_string()])
                 .args(self.cli_tls_args())
+                .arg("ping")
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
                 .unwrap_or(false);

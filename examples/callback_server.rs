@@ -6,28 +6,35 @@
 //!
 //! Environment:
 //! - `LISTEN_ADDR` (default `127.0.0.1:3000`);
-//! - `VONAGE_API_KEY` and `VONAGE_SIGNATURE_SECRET`: your project's key and signature secret.
-//!   Without them a development secret is made up, and the server says so.
+//! - `VONAGE_API_KEY` and `VONAGE_SIGNATURE_SECRET`: your project's key and signature secret
+//!   (and `VONAGE_SIGNATURE_SECRET_PREVIOUS` while rotating). With neither, the server runs in
+//!   development mode: it makes up a secret for this run and says so. With only one of them it
+//!   refuses to start.
+//! - `REQUEST_TIMEOUT_SECS` (default 10): the whole request, body included, must arrive within
+//!   this, so a client that trickles its body cannot hold a connection.
 //! - `REDIS_URL` (with `--features redis`): keep replay protection in Redis, shared by every
 //!   instance, instead of this process's memory.
 //!
-//! At start it prints a `curl` command carrying a freshly signed demo callback; run it in another
-//! terminal and the server answers 200 with the verified claims. Run it twice: the second time is
-//! a replay, refused with 409.
+//! In development mode it prints a `curl` command carrying a freshly signed demo callback; run it
+//! in another terminal and the server answers 200 with the verified claims. Run it twice: the
+//! second time is a replay, refused with 409. With real credentials nothing signed is printed.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
+use http::StatusCode;
 use serde_json::{json, Value};
+use tower_http::timeout::TimeoutLayer;
 use tracing::info;
 use vonage_secure_callbacks::events::VideoEvent;
 use vonage_secure_callbacks::replay::ReplayStore;
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VonageClaims};
+use vonage_secure_callbacks::{EnvError, Secret, Secrets, SecureCallbackLayer, VonageClaims};
 
 /// Answers each verified callback with the claims that were verified, and logs the Video
 /// event it carries by family and type.
@@ -55,31 +62,42 @@ async fn on_callback(Extension(claims): Extension<VonageClaims>, body: Bytes) ->
     }))
 }
 
-/// The project's credentials, or a made-up development pair.
-fn credentials() -> (String, String, bool) {
-    match (
-        std::env::var("VONAGE_API_KEY"),
-        std::env::var("VONAGE_SIGNATURE_SECRET"),
-    ) {
-        (Ok(key), Ok(secret)) if !key.is_empty() && !secret.is_empty() => (key, secret, false),
-        _ => {
+/// The project's secrets from the environment; with none set, a secret made up for this run
+/// and its signer (development mode). Half a configuration is an error, never a fallback.
+fn configuration() -> Result<(Secrets, Option<CallbackSigner>), Box<dyn std::error::Error>> {
+    match Secrets::from_env() {
+        Ok(secrets) => Ok((secrets, None)),
+        Err(EnvError::NotSet) => {
             let mut secret = String::from("dev-");
             while secret.len() < 44 {
                 let mut h = RandomState::new().build_hasher();
                 h.write_usize(secret.len());
                 secret.push_str(&format!("{:016x}", h.finish()));
             }
-            ("dev-api-key".to_owned(), secret, true)
+            let secrets = Secrets::new().project(DEV_API_KEY, Secret::new(&secret)?);
+            Ok((secrets, Some(CallbackSigner::new(DEV_API_KEY, &secret))))
         }
+        Err(err) => Err(err.into()),
     }
 }
 
+const DEV_API_KEY: &str = "dev-api-key";
+
 /// Every POST path answers with the verified claims.
+/// The timeout sits outside the layer, so that it covers reading the body too.
 fn app<R: ReplayStore>(layer: SecureCallbackLayer<R>) -> Router {
+    let timeout = std::env::var("REQUEST_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     Router::new()
         .route("/", post(on_callback))
         .route("/{*path}", post(on_callback))
         .layer(layer)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(timeout),
+        ))
 }
 
 #[cfg(feature = "redis")]
@@ -113,16 +131,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::var("LISTEN_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
         .parse()?;
-    let (api_key, secret, development) = credentials();
-    if development {
+    let (secrets, development) = configuration().unwrap_or_else(|err| {
+        eprintln!("error: {err}");
+        std::process::exit(2)
+    });
+    if development.is_some() {
         println!(
-            "VONAGE_API_KEY / VONAGE_SIGNATURE_SECRET not set: using a development secret made \
-             up for this run (api key {api_key:?}). Set both to accept your project's callbacks."
+            "VONAGE_API_KEY / VONAGE_SIGNATURE_SECRET not set: development mode, with a \
+             development secret made up for this run (api key {DEV_API_KEY:?}). Set both to \
+             accept your project's callbacks."
         );
     }
 
-    let layer =
-        SecureCallbackLayer::new(Secrets::new().project(api_key.clone(), Secret::new(&secret)?));
+    let layer = SecureCallbackLayer::new(secrets);
     let app = match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => with_redis(layer, &url).await?,
         _ => {
@@ -134,15 +155,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
 
-    // A demo callback signed now with the same secret, byte-exact in the printed command.
-    let body = r#"{"sessionId":"2_MX4xMDB-fn4","projectId":"100","event":"connectionCreated","timestamp":1470257688309}"#;
-    let authorization = CallbackSigner::new(&api_key, &secret).authorization(body.as_bytes());
     println!("listening on http://{local}");
-    println!("try a signed demo callback (it is accepted once; a second run is a replay):");
-    println!(
-        "curl -sS -X POST http://{local}/vonage/session -H 'Content-Type: application/json' \
-         -H 'Authorization: {authorization}' --data-raw '{body}'"
-    );
+    match development {
+        // A demo callback signed now with the made-up secret, byte-exact in the printed command.
+        Some(signer) => {
+            let body = r#"{"sessionId":"2_MX4xMDB-fn4","projectId":"100","event":"connectionCreated","timestamp":1470257688309}"#;
+            let authorization = signer.authorization(body.as_bytes());
+            println!("try a signed demo callback (it is accepted once; a second run is a replay):");
+            println!(
+                "curl -sS -X POST http://{local}/vonage/session -H 'Content-Type: application/json' \
+                 -H 'Authorization: {authorization}' --data-raw '{body}'"
+            );
+        }
+        // Never print a token signed with a real secret: it would be a replayable callback.
+        None => println!("production mode: accepting callbacks signed with the configured secrets"),
+    }
 
     axum::serve(listener, app).await?;
     Ok(())

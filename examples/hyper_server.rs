@@ -6,14 +6,16 @@
 //! ```
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
-use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VerifiedBody, VonageClaims};
+use tower_http::timeout::TimeoutLayer;
+use vonage_secure_callbacks::{Secrets, SecureCallbackLayer, VerifiedBody, VonageClaims};
 
 /// The application: sees only verified callbacks.
 async fn handle(request: Request<VerifiedBody>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -34,12 +36,18 @@ async fn handle(request: Request<VerifiedBody>) -> Result<Response<Full<Bytes>>,
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let api_key = std::env::var("VONAGE_API_KEY").unwrap_or_else(|_| "dev-api-key".into());
-    let secret = std::env::var("VONAGE_SIGNATURE_SECRET")
-        .unwrap_or_else(|_| "development-only-secret-development-only".into());
-    let secrets = Secrets::new().project(api_key, Secret::new(secret)?);
+    // Both variables, or a clear error naming the missing one: never a built-in secret.
+    let secrets = Secrets::from_env().unwrap_or_else(|err| {
+        eprintln!("error: {err}");
+        std::process::exit(2)
+    });
 
+    // The timeout sits outside the layer, so that a client trickling its body is cut off too.
     let service = ServiceBuilder::new()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
         .layer(SecureCallbackLayer::new(secrets))
         .service_fn(handle);
 

@@ -20,7 +20,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VerifiedBody, VonageClaims};
+use vonage_secure_callbacks::{Secrets, SecureCallbackLayer, VerifiedBody, VonageClaims};
 
 async fn handle(request: Request<VerifiedBody>) -> Result<Response<Full<Bytes>>, Infallible> {
     let jti = request
@@ -38,9 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let api_key = std::env::var("VONAGE_API_KEY").unwrap_or_else(|_| "dev-api-key".into());
-    let secret = std::env::var("VONAGE_SIGNATURE_SECRET")
-        .unwrap_or_else(|_| "development-only-secret-development-only".into());
+    // Both variables, or a clear error naming the missing one: never a built-in secret.
+    let secrets = Secrets::from_env().unwrap_or_else(|err| {
+        eprintln!("error: {err}");
+        std::process::exit(2)
+    });
 
     let service = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -50,9 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
         ))
-        .layer(SecureCallbackLayer::new(
-            Secrets::new().project(api_key, Secret::new(secret)?),
-        ))
+        .layer(SecureCallbackLayer::new(secrets))
         .service_fn(handle);
 
     let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:3002".into());

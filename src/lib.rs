@@ -58,6 +58,7 @@ mod buffer;
 mod claims;
 mod clock;
 pub mod dangerous;
+mod env;
 #[cfg(feature = "events")]
 pub mod events;
 #[cfg(feature = "axum")]
@@ -77,6 +78,7 @@ mod verify;
 pub use body::{ResponseBody, VerifiedBody};
 pub use claims::VonageClaims;
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use env::{EnvError, API_KEY_VAR, PREVIOUS_SECRET_VAR, SECRET_VAR};
 pub use future::ResponseFuture;
 pub use layer::SecureCallbackLayer;
 pub use query::query_payload;

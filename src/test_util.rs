@@ -91,7 +91,7 @@ impl CallbackSigner {
     pub fn token_with(&self, body: &[u8], edit: impl FnOnce(&mut Map<String, Value>)) -> String {
         let mut claims = self.claims(body, SystemClock.now());
         edit(&mut claims);
-        self.sign_json(VONAGE_HEADER, &Value::Object(claims).to_string())
+        self.sign_json(VONAGE_HEADER, Value::Object(claims).to_string())
     }
 
     /// Signs any header and claims bytes with HS256, byte for byte as given (not even UTF-8

@@ -222,7 +222,10 @@ async fn two_instances_survive_redis_restarts_without_losing_or_replaying_a_call
     for (i, token) in tokens.iter().enumerate() {
         // The first command after a restart may find a dead connection (503, retried).
         loop {
-            assert!(Instant::now() < deadline, "final replay of {i} never answered");
+            assert!(
+                Instant::now() < deadline,
+                "final replay of {i} never answered"
+            );
             match send_once(&client, instances[i % 2], token).await {
                 Some((status, body)) if status != StatusCode::SERVICE_UNAVAILABLE => {
                     assert_eq!(status, StatusCode::CONFLICT, "final replay of {i}: {body}");
@@ -247,7 +250,10 @@ async fn two_instances_survive_redis_restarts_without_losing_or_replaying_a_call
         "the handler acted once per callback"
     );
     assert!(ledger.replays_refused > 0, "{ledger:?}");
-    assert!(ledger.retried > 0, "Redis restarts never hit a delivery: {ledger:?}");
+    assert!(
+        ledger.retried > 0,
+        "Redis restarts never hit a delivery: {ledger:?}"
+    );
     println!(
         "chaos: {callbacks} callbacks, {kills} Redis kills, {} deliveries retried after a 5xx, \
          {} replays during the run ({} answered 409, the rest 503 while Redis was down), \

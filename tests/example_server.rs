@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::example::{run_printed_curl, start};
+use common::example::{address, run_printed_curl, run_to_exit, start};
 
 #[test]
 fn printed_curl_is_accepted_once_then_refused_as_a_replay() {
@@ -34,18 +34,90 @@ fn printed_curl_is_accepted_once_then_refused_as_a_replay() {
 }
 
 #[test]
-fn uses_the_project_credentials_when_given() {
+fn uses_the_project_credentials_when_given_and_prints_nothing_signed() {
     let secret = "a-project-signature-secret-from-the-dashboard";
     let (_server, lines) = start(&[
         ("VONAGE_API_KEY", "abcd1234"),
         ("VONAGE_SIGNATURE_SECRET", secret),
     ]);
-    assert!(!lines.iter().any(|l| l.contains("development secret")));
+    assert!(!lines.iter().any(|l| l.contains("development")));
     assert!(
-        !lines.iter().any(|l| l.contains(secret)),
-        "the secret is never printed"
+        !lines
+            .iter()
+            .any(|l| l.contains(secret) || l.contains("Bearer")),
+        "neither the secret nor a token signed with it is printed: {lines:?}"
     );
-    let out = run_printed_curl(lines.last().unwrap());
+    // A callback signed with the project's secret, as Vonage would send it.
+    let body = r#"{"sessionId":"2_MX4","event":"connectionCreated"}"#;
+    let auth = vonage_secure_callbacks::test_util::CallbackSigner::new("abcd1234", secret)
+        .authorization(body.as_bytes());
+    let curl = format!(
+        "curl -sS -X POST http://{}/vonage/session -H 'Authorization: {auth}' --data-raw '{body}'",
+        address(&lines)
+    );
+    let out = run_printed_curl(&curl);
     assert!(out.ends_with("\n200"), "{out}");
     assert!(out.contains("abcd1234"));
+    assert!(run_printed_curl(&curl).ends_with("\n409"));
+}
+
+#[test]
+fn every_example_refuses_half_a_configuration() {
+    for example in ["callback_server", "hyper_server", "tower_stack"] {
+        for (env, missing) in [
+            (("VONAGE_API_KEY", "abcd1234"), "VONAGE_SIGNATURE_SECRET"),
+            (
+                (
+                    "VONAGE_SIGNATURE_SECRET",
+                    "a-project-signature-secret-from-the-dashboard",
+                ),
+                "VONAGE_API_KEY",
+            ),
+        ] {
+            let (status, stderr) = run_to_exit(example, &[env]);
+            assert!(!status.success(), "{example} started with only {}", env.0);
+            assert!(
+                stderr.contains(&format!("{missing} is not set")),
+                "{example}: {stderr}"
+            );
+            assert!(
+                !stderr.contains(env.1) || env.0 == "VONAGE_API_KEY",
+                "{stderr}"
+            );
+        }
+    }
+    // The two that have no development mode refuse to start without credentials at all.
+    for example in ["hyper_server", "tower_stack"] {
+        let (status, stderr) = run_to_exit(example, &[]);
+        assert!(!status.success());
+        assert!(stderr.contains("are not set"), "{example}: {stderr}");
+    }
+}
+
+#[test]
+fn a_trickling_body_is_cut_off_by_the_request_timeout() {
+    use std::io::{Read, Write};
+    let (_server, lines) = start(&[("REQUEST_TIMEOUT_SECS", "1")]);
+    let curl = lines.last().unwrap();
+    // The demo's valid Authorization header, so that the layer waits for the body.
+    let auth = curl
+        .split("-H 'Authorization: ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(address(&lines)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /vonage/session HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\ncontent-length: 100\r\n\r\n{{\"se"
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut reply = [0u8; 64];
+    let n = stream.read(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -48,7 +48,7 @@ async fn token_rejections() {
                 "Bearer {}",
                 signer().sign_json(
                     r#"{"alg":"HS256"}"#,
-                    &json!({"iat": "now", "jti": "j", "api_key": API_KEY}).to_string()
+                    json!({"iat": "now", "jti": "j", "api_key": API_KEY}).to_string()
                 )
             )),
             Rejection::MalformedToken,

@@ -5,10 +5,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example binary, built (or found up to date) with this test build's features.
+/// The main example's binary, built (or found up to date) with this test build's features.
 pub fn example_binary() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
+    example_named("callback_server")
+}
+
+/// An example's binary, built (or found up to date) with this test build's features.
+pub fn example_named(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == name) {
         let features: Vec<&str> = [
             ("rust_crypto", cfg!(feature = "rust_crypto")),
             ("aws_lc_rs", cfg!(feature = "aws_lc_rs")),
@@ -18,16 +26,61 @@ pub fn example_binary() -> PathBuf {
         .filter_map(|(name, on)| on.then_some(name))
         .collect();
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "callback_server"])
+            .args(["build", "--quiet", "--example", name])
             .args(["--no-default-features", "--features", &features.join(",")])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
         assert!(status.success());
-    });
+        built.push(name.to_owned());
+    }
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    profile_dir.join("examples").join("callback_server")
+    profile_dir.join("examples").join(name)
+}
+
+/// Runs example `name` with `env` (and no Vonage variables but those), expecting it to exit
+/// at once; returns its exit status and standard error.
+pub fn run_to_exit(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut cmd = Command::new(example_named(name));
+    cmd.env("LISTEN_ADDR", "127.0.0.1:0")
+        .env_remove("VONAGE_API_KEY")
+        .env_remove("VONAGE_SIGNATURE_SECRET")
+        .env_remove("VONAGE_SIGNATURE_SECRET_PREVIOUS")
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return (status, stderr);
+        }
+        assert!(Instant::now() < deadline, "example {name} kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The address of a started example, from its "listening on" line.
+pub fn address(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("listening on http://"))
+        .expect("a listening line")
+        .to_owned()
 }
 
 pub struct KillOnDrop(pub Child);
@@ -39,12 +92,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts the example with `env`, returns it and the lines it printed up to the curl command.
+/// Starts the example with `env`, returns it and the lines it printed up to the curl command
+/// (development mode) or the production mode line.
 pub fn start(env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
     let mut cmd = Command::new(example_binary());
     cmd.env("LISTEN_ADDR", "127.0.0.1:0")
         .env_remove("VONAGE_API_KEY")
         .env_remove("VONAGE_SIGNATURE_SECRET")
+        .env_remove("VONAGE_SIGNATURE_SECRET_PREVIOUS")
         .env_remove("REDIS_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -64,13 +119,13 @@ pub fn start(env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines = Vec::new();
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let done = line.starts_with("curl ");
+        let done = line.starts_with("curl ") || line.starts_with("production mode");
         lines.push(line);
         if done {
             return (child, lines);
         }
     }
-    panic!("the example printed no curl command: {lines:?}");
+    panic!("the example never said it was ready: {lines:?}");
 }
 
 pub fn run_printed_curl(curl: &str) -> String {

@@ -16,6 +16,9 @@ pub struct ReplayKey {
     /// `api_key` followed by `jti`, split at `split`.
     joined: Arc<[u8]>,
     split: usize,
+    /// 128 bits of keyed hash, computed once so that the in-memory store need not hash the key
+    /// on each of its three visits per callback.
+    fingerprint: [u64; 2],
 }
 
 impl ReplayKey {
@@ -24,7 +27,15 @@ impl ReplayKey {
         Self {
             joined: api_key.bytes().chain(jti.bytes()).collect(),
             split: api_key.len(),
+            fingerprint: fingerprint(api_key, jti),
         }
+    }
+
+    /// Two SipHash values of the key under keys random to this process. Only keys of verified
+    /// tokens reach a store and the keys are secret, so a collision (2^-128 a pair) cannot be
+    /// aimed at.
+    pub(crate) fn fingerprint(&self) -> [u64; 2] {
+        self.fingerprint
     }
 
     /// The project's API key.
@@ -161,6 +172,20 @@ impl fmt::Debug for Lease {
             .field("owner", &format_args!("{:016x}", self.owner))
             .finish()
     }
+}
+
+fn fingerprint(api_key: &str, jti: &str) -> [u64; 2] {
+    static KEYS: OnceLock<[RandomState; 2]> = OnceLock::new();
+    KEYS.get_or_init(|| [RandomState::new(), RandomState::new()])
+        .each_ref()
+        .map(|keys| {
+            let mut h = keys.build_hasher();
+            h.write(api_key.as_bytes());
+            // 0xff never occurs in UTF-8, so ("a", "bc") and ("ab", "c") differ.
+            h.write_u8(0xff);
+            h.write(jti.as_bytes());
+            h.finish()
+        })
 }
 
 /// A random nonzero 64-bit token: a counter through std's randomly keyed hasher (keyed once per

@@ -1,7 +1,7 @@
 //! The default replay store: a bounded map in this process's memory, with a sliding floor on
 //! `iat` once it is full (the anti-replay window of IPsec and DTLS, applied to `iat`).
 
-use std::collections::hash_map::{Entry as MapEntry, RandomState};
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{ready, Ready};
@@ -80,13 +80,11 @@ struct Inner {
     last_warning: AtomicU64,
     /// One eviction at a time; the others wait for it and find room.
     evicting: Mutex<()>,
-    keys: [RandomState; 2],
 }
 
 type Map = HashMap<Fingerprint, Entry, PassThrough>;
 
-/// Two keyed SipHash values of `api_key` and `jti`. Only keys of verified tokens get here, and
-/// the keys are random per store, so a collision (2^-128 per pair) cannot be aimed at.
+/// [`ReplayKey::fingerprint`]: 128 bits of keyed hash of `api_key` and `jti`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Fingerprint(u64, u64);
 
@@ -186,7 +184,6 @@ impl MemoryReplayStore {
                 last_now: AtomicU64::new(0),
                 last_warning: AtomicU64::new(0),
                 evicting: Mutex::new(()),
-                keys: [RandomState::new(), RandomState::new()],
             }),
         }
     }
@@ -247,16 +244,9 @@ impl MemoryReplayStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn fingerprint(&self, key: &ReplayKey) -> Fingerprint {
-        let word = |keys: &RandomState| {
-            let mut h = keys.build_hasher();
-            h.write(key.api_key().as_bytes());
-            // 0xff never occurs in UTF-8, so ("a", "bc") and ("ab", "c") differ.
-            h.write_u8(0xff);
-            h.write(key.jti().as_bytes());
-            h.finish()
-        };
-        Fingerprint(word(&self.inner.keys[0]), word(&self.inner.keys[1]))
+    fn fingerprint(key: &ReplayKey) -> Fingerprint {
+        let [a, b] = key.fingerprint();
+        Fingerprint(a, b)
     }
 
     fn shard_of(fp: Fingerprint) -> usize {
@@ -294,7 +284,7 @@ impl MemoryReplayStore {
         if self.below_floor(attempt.iat()) {
             return Lookup::OutsideWindow;
         }
-        let fp = self.fingerprint(attempt.key());
+        let fp = Self::fingerprint(attempt.key());
         let span = self.inner.span.load(Ordering::Relaxed);
         match self.lock(Self::shard_of(fp)).get(&fp) {
             Some(e) if e.is_delivered() && !e.expired(attempt.now(), span) => Lookup::Delivered,
@@ -305,7 +295,7 @@ impl MemoryReplayStore {
     fn try_reserve(&self, attempt: Attempt) -> Result<Reservation, ReplayStoreError> {
         self.observe(&attempt);
         let now = attempt.now();
-        let fp = self.fingerprint(attempt.key());
+        let fp = Self::fingerprint(attempt.key());
         let deadline = now.saturating_add(self.inner.in_flight_ttl.load(Ordering::Relaxed));
         for round in 0..2 {
             if self.below_floor(attempt.iat()) {
@@ -433,7 +423,7 @@ impl MemoryReplayStore {
     }
 
     fn try_settle(&self, lease: &Lease, outcome: Outcome) {
-        let fp = self.fingerprint(lease.key());
+        let fp = Self::fingerprint(lease.key());
         let mut map = self.lock(Self::shard_of(fp));
         match (outcome, map.entry(fp)) {
             // Delivered wins over whatever holds the key now: it is never forgotten early.
@@ -687,7 +677,7 @@ mod tests {
         for i in 0..16_000 {
             let jti = format!("c5ba8f24-1a14-4c1e-93e6-{i:012}");
             counts
-                [MemoryReplayStore::shard_of(s.fingerprint(&ReplayKey::new("a1b2c3d4", &jti)))] +=
+                [MemoryReplayStore::shard_of(MemoryReplayStore::fingerprint(&ReplayKey::new("a1b2c3d4", &jti)))] +=
                 1;
         }
         assert!(

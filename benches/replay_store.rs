@@ -68,8 +68,7 @@ fn bench(c: &mut Criterion) {
             |jti| {
                 let key = ReplayKey::new(API_KEY, black_box(&jti));
                 let attempt = Attempt::new(key, NOW, NOW, retention());
-                let Ok(Reservation::Reserved(lease)) = now(current.reserve(attempt))
-                else {
+                let Ok(Reservation::Reserved(lease)) = now(current.reserve(attempt)) else {
                     unreachable!("fresh keys are reserved")
                 };
                 now(current.settle(&lease, Outcome::Delivered)).unwrap();

@@ -166,3 +166,60 @@ fn debug_output_never_shows_the_secret() {
     }
     assert!(format!("{secrets:?}").contains(API_KEY));
 }
+
+#[test]
+fn a_shrinking_replay_window_is_warned_about_once_per_five_minutes() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use vonage_secure_callbacks::replay::{
+        Attempt, Outcome, ReplayKey, ReplayStore, Reservation, Retention,
+    };
+    fn now<F: Future>(f: F) -> F::Output {
+        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => unreachable!(),
+        }
+    }
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = MemoryReplayStore::with_capacity(16);
+    let mut n = 0;
+    let mut deliver = |t: u64| {
+        n += 1;
+        let key = ReplayKey::new(API_KEY, &format!("jti-{n}"));
+        let attempt = Attempt::new(key, t, t, Retention::new(t + 86_400, t));
+        let Ok(Reservation::Reserved(lease)) = now(store.reserve(attempt)) else {
+            panic!("a fresh callback was refused")
+        };
+        now(store.settle(&lease, Outcome::Delivered)).unwrap();
+    };
+    // Fills at t = 0..16 s, then evicts at 100 s, 200 s (within 5 min: no second warning),
+    // and 500 s (a second warning).
+    for t in 0..16 {
+        deliver(NOW + t);
+    }
+    for t in [100, 200, 500] {
+        for _ in 0..16 {
+            deliver(NOW + t);
+        }
+    }
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = out.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 2, "{out}");
+    for w in &warnings {
+        assert!(
+            w.contains("window_secs=") && w.contains("capacity=16"),
+            "{w}"
+        );
+        assert!(
+            w.contains("replay_window_exceeded") && w.contains("RedisReplayStore"),
+            "{w}"
+        );
+    }
+}

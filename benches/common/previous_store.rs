@@ -193,7 +193,6 @@ impl PreviousStore {
     }
 }
 
-
 impl PreviousStore {
     /// Its `complete`, as it was.
     pub fn complete(&self, key: &ReplayKey, retention: Retention) {

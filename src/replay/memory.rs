@@ -230,11 +230,13 @@ impl MemoryReplayStore {
     }
 
     /// How far back the store can vouch for a token, as of the latest callback it saw: `None`
-    /// while that is the whole max age; else how old a token may be and still be accepted.
+    /// while that is the whole max age (the floor lies below what is stale anyway); else how old
+    /// a token may be and still be accepted.
     pub fn effective_window(&self) -> Option<Duration> {
         let floor = self.floor()?;
         let now = self.inner.last_now.load(Ordering::Relaxed);
-        Some(Duration::from_secs(now.saturating_sub(floor)))
+        let window = now.saturating_sub(floor);
+        (window < self.inner.span.load(Ordering::Relaxed)).then(|| Duration::from_secs(window))
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Map> {
@@ -676,9 +678,9 @@ mod tests {
         let mut counts = [0usize; SHARDS];
         for i in 0..16_000 {
             let jti = format!("c5ba8f24-1a14-4c1e-93e6-{i:012}");
-            counts
-                [MemoryReplayStore::shard_of(MemoryReplayStore::fingerprint(&ReplayKey::new("a1b2c3d4", &jti)))] +=
-                1;
+            counts[MemoryReplayStore::shard_of(MemoryReplayStore::fingerprint(
+                &ReplayKey::new("a1b2c3d4", &jti),
+            ))] += 1;
         }
         assert!(
             counts.iter().all(|&c| (700..1300).contains(&c)),

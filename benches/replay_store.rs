@@ -10,7 +10,6 @@
 //! ```
 
 #[path = "common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "common/previous_store.rs"]
 mod previous_store;
@@ -20,7 +19,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use common::{criterion, median_ns};
-use criterion::{black_box, BatchSize, Criterion};
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion};
 use previous_store::PreviousStore;
 use vonage_secure_callbacks::replay::{
     Attempt, Outcome, ReplayKey, ReplayStore, Reservation, Retention,

@@ -674,7 +674,6 @@ mod tests {
 
     #[test]
     fn keys_spread_over_the_shards() {
-        let s = MemoryReplayStore::new();
         let mut counts = [0usize; SHARDS];
         for i in 0..16_000 {
             let jti = format!("c5ba8f24-1a14-4c1e-93e6-{i:012}");

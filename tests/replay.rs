@@ -386,3 +386,53 @@ async fn a_small_store_under_sustained_load_accepts_every_fresh_callback_and_no_
     // 1 000 places at one callback a second: a window of 15-17 minutes.
     assert!((900..=1_000).contains(&window.as_secs()), "{window:?}");
 }
+
+#[tokio::test]
+async fn a_hung_handler_loses_its_reservation_after_the_in_flight_ttl() {
+    // The first delivery's handler never answers; after the in-flight TTL (10 s of fake time)
+    // Vonage's retry is reserved and handled, and the hung one's slot is not held for ever.
+    let clock = clock();
+    let store = MemoryReplayStore::new().in_flight_ttl(Duration::from_secs(10));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/{*p}",
+            axum_post({
+                let calls = calls.clone();
+                move || async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        std::future::pending::<()>().await;
+                    }
+                    StatusCode::OK
+                }
+            }),
+        )
+        .layer(layer().clock(clock.clone()).replay_store(store.clone()));
+    let addr = serve_axum(app).await;
+    let auth = bearer(BODY);
+    let hung = tokio::spawn({
+        let auth = auth.clone();
+        async move { post(addr, Some(&auth), BODY).await }
+    });
+    // Bounded wait for the first handler to be running.
+    for _ in 0..200 {
+        if calls.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    clock.advance(9);
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.error(),
+        "duplicate_in_flight"
+    );
+    clock.advance(1);
+    assert_eq!(post(addr, Some(&auth), BODY).await.status, StatusCode::OK);
+    assert_eq!(
+        post(addr, Some(&auth), BODY).await.error(),
+        "replayed_token"
+    );
+    assert_eq!(store.len(), 1);
+    hung.abort();
+}

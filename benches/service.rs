@@ -62,7 +62,7 @@ fn signed_request(body: &Bytes) -> Request<Full<Bytes>> {
 fn bench(c: &mut Criterion) {
     let body = Bytes::from(body(LEN));
     let store = MemoryReplayStore::with_capacity(4_000_000);
-    let layer = SecureCallbackLayer::from_verifier(verifier()).replay_store(store);
+    let layer = SecureCallbackLayer::new(verifier()).replay_store(store);
     let mut service = layer.layer(Ok200);
     let verifier = verifier();
 

@@ -3,8 +3,10 @@
 
 use crate::replay::{Attempt, Lease, Lookup, Outcome, ReplayStore, ReplayStoreError, Reservation};
 use crate::secrets::{Secret, SecretError};
-use crate::SecureCallbackLayer;
+use crate::verify::CallbackVerifier;
 use std::future::{ready, Ready};
+
+pub use crate::token::verify_signature;
 
 /// Accepts a secret of any non-empty length. Vonage's signature secrets are longer than 32
 /// bytes; a shorter one is open to brute force.
@@ -20,10 +22,14 @@ pub fn short_secret(secret: impl AsRef<[u8]>) -> Result<Secret, SecretError> {
 
 /// Stops comparing the body with `payload_hash`: the signature then covers the claims only, and
 /// anyone who captured one token can attach any body to it. A `payload_hash` may then be absent.
-pub fn skip_payload_hash_check<R: Clone, F: Clone>(
-    layer: SecureCallbackLayer<R, F>,
-) -> SecureCallbackLayer<R, F> {
-    layer.skip_payload_hash_check()
+///
+/// ```
+/// use vonage_secure_callbacks::{dangerous, CallbackVerifier, SecureCallbackLayer, Secrets};
+/// let verifier = dangerous::skip_payload_hash_check(CallbackVerifier::new(Secrets::new()));
+/// let layer = SecureCallbackLayer::new(verifier);
+/// ```
+pub fn skip_payload_hash_check(verifier: CallbackVerifier) -> CallbackVerifier {
+    verifier.skip_payload_hash_check()
 }
 
 /// A replay store that remembers nothing: a captured callback can be replayed until it is stale.

@@ -19,13 +19,13 @@ use crate::BoxError;
 use crate::body::{ResponseBody, VerifiedBody};
 use crate::buffer::Buffered;
 use crate::claims::VonageClaims;
-use crate::layer::Shared;
 use crate::rejection::{OnRejection, Rejection};
 use crate::replay::{Attempt, Held, Lookup, Outcome, ReplayKey, ReplayStore, Reservation};
+use crate::shared::Shared;
 
 pin_project! {
     /// Response future of [`SecureCallbackService`](crate::SecureCallbackService).
-    pub struct ResponseFuture<S, B, R, F>
+    pub struct ResponseFuture<S, B, R>
     where
         S: Service<Request<VerifiedBody>>,
         R: ReplayStore,
@@ -41,7 +41,7 @@ pin_project! {
             Held<R>,
             Result<S::Response, S::Error>,
         >,
-        shared: Arc<Shared<R, F>>,
+        shared: Arc<Shared<R>>,
     }
 }
 
@@ -68,13 +68,13 @@ struct Checked<S> {
     inner: S,
 }
 
-impl<S, B, R, F> ResponseFuture<S, B, R, F>
+impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<VerifiedBody>>,
     B: Body,
     R: ReplayStore,
 {
-    pub(crate) fn new(request: Request<B>, inner: S, shared: Arc<Shared<R, F>>) -> Self {
+    pub(crate) fn new(request: Request<B>, inner: S, shared: Arc<Shared<R>>) -> Self {
         let (parts, body) = request.into_parts();
         let now = shared.verifier.now();
         let state = match Self::check_headers(&parts, &body, &shared, now) {
@@ -105,7 +105,7 @@ where
     fn check_headers(
         parts: &Parts,
         body: &B,
-        shared: &Shared<R, F>,
+        shared: &Shared<R>,
         now: u64,
     ) -> Result<VonageClaims, Rejection> {
         let limit = shared.verifier.limit() as u64;
@@ -120,13 +120,12 @@ where
     }
 }
 
-impl<S, B, R, F, ResBody> Future for ResponseFuture<S, B, R, F>
+impl<S, B, R, ResBody> Future for ResponseFuture<S, B, R>
 where
     S: Service<Request<VerifiedBody>, Response = Response<ResBody>>,
     B: Body,
     B::Error: Into<BoxError>,
     R: ReplayStore,
-    F: OnRejection,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -239,7 +238,7 @@ where
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             };
             this.state.set(State::Done);
-            return Poll::Ready(Ok(reject(&this.shared.on_rejection, rejection)));
+            return Poll::Ready(Ok(reject(&*this.shared.on_rejection, rejection)));
         }
     }
 }
@@ -251,7 +250,7 @@ fn store_failed(_err: &crate::replay::ReplayStoreError) -> Rejection {
 }
 
 /// The response for `rejection`, with the rejection in its extensions.
-fn reject<F: OnRejection, B>(on_rejection: &F, rejection: Rejection) -> Response<ResponseBody<B>> {
+fn reject<B>(on_rejection: &dyn OnRejection, rejection: Rejection) -> Response<ResponseBody<B>> {
     #[cfg(feature = "tracing")]
     tracing::info!(target: "vonage_secure_callbacks", reason = rejection.code(), "callback rejected");
     let mut response = on_rejection

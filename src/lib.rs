@@ -36,16 +36,24 @@
 //! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests.
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
 //! - `axum`: [`extract::VideoCallback`], an axum extractor of the claims and the typed event.
-//! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances.
+//! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances;
+//!   `redis-cluster` for a Redis Cluster, `redis-tls` for `rediss://` (rustls).
 //!
 //! # Other Vonage webhooks
 //! Messages, Voice and Verify v2 sign their webhooks with the same scheme: the layer serves them
 //! unchanged. Voice's `answer_url` and other GET webhooks have no body; Vonage then hashes the
 //! query parameters ([`query_payload`]): opt in with
-//! [`SecureCallbackLayer::verify_get_query`].
+//! [`CallbackVerifier::verify_get_query`].
+//!
+//! # Replay protection and delivery
+//! A delivered `jti` is remembered by a [`replay::ReplayStore`]: by default the process-wide
+//! [`MemoryReplayStore::shared`], whatever number of layers the process builds; across
+//! instances, [`replay::RedisReplayStore`]. Delivery is at least once: a request dropped while
+//! its handler runs releases its `jti`, and Vonage's retry runs the handler again, so handlers
+//! must be idempotent (the README shows one keyed by `jti`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
 compile_error!("enable one crypto backend: feature `aws_lc_rs` (default) or `rust_crypto`");
@@ -70,6 +78,7 @@ mod rejection;
 pub mod replay;
 mod secrets;
 mod service;
+mod shared;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 mod token;
@@ -86,7 +95,6 @@ pub use rejection::{DefaultRejection, OnRejection, Rejection};
 pub use replay::MemoryReplayStore;
 pub use secrets::{Secret, SecretError, Secrets, MIN_SECRET_LEN};
 pub use service::SecureCallbackService;
-pub use token::verify_signature;
 pub use verify::{
     CallbackVerifier, DEFAULT_BODY_LIMIT, DEFAULT_CLOCK_SKEW, DEFAULT_ISSUER, DEFAULT_MAX_AGE,
 };

@@ -145,7 +145,7 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 /// Builds the response for a rejection. Any `Fn(Rejection) -> Response<Bytes>` closure that is
-/// `Clone + Send + Sync + 'static` is one; [`DefaultRejection`] is the default.
+/// `Send + Sync + 'static` is one; [`DefaultRejection`] is the default.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -157,14 +157,14 @@ impl std::error::Error for Rejection {}
 ///     Response::builder().status(StatusCode::UNAUTHORIZED).body(Bytes::new()).unwrap()
 /// });
 /// ```
-pub trait OnRejection: Clone + Send + Sync + 'static {
+pub trait OnRejection: Send + Sync + 'static {
     /// The response sent for `rejection`. The layer adds `rejection` to its extensions.
     fn response(&self, rejection: Rejection) -> Response<Bytes>;
 }
 
 impl<F> OnRejection for F
 where
-    F: Fn(Rejection) -> Response<Bytes> + Clone + Send + Sync + 'static,
+    F: Fn(Rejection) -> Response<Bytes> + Send + Sync + 'static,
 {
     fn response(&self, rejection: Rejection) -> Response<Bytes> {
         self(rejection)

@@ -14,20 +14,34 @@ use crate::BoxError;
 
 use crate::body::{ResponseBody, VerifiedBody};
 use crate::future::ResponseFuture;
-use crate::layer::Shared;
-use crate::rejection::DefaultRejection;
-use crate::rejection::OnRejection;
+use crate::layer::SecureCallbackLayer;
 use crate::replay::{MemoryReplayStore, ReplayStore};
+use crate::shared::Shared;
+use crate::verify::CallbackVerifier;
 
 /// Verifies each request, then calls the inner service with a `Request<VerifiedBody>`
 /// carrying [`VonageClaims`](crate::VonageClaims) in its extensions.
-pub struct SecureCallbackService<S, R = MemoryReplayStore, F = DefaultRejection> {
+pub struct SecureCallbackService<S, R = MemoryReplayStore> {
     inner: S,
-    shared: Arc<Shared<R, F>>,
+    shared: Arc<Shared<R>>,
 }
 
-impl<S, R, F> SecureCallbackService<S, R, F> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared<R, F>>) -> Self {
+impl<S> SecureCallbackService<S> {
+    /// Wraps `inner` with `verifier` (or [`Secrets`](crate::Secrets) with the defaults), the
+    /// process-wide replay store and JSON rejections: [`SecureCallbackLayer::new`] applied to
+    /// one service.
+    pub fn new(inner: S, verifier: impl Into<CallbackVerifier>) -> Self {
+        SecureCallbackLayer::new(verifier).layer_service(inner)
+    }
+
+    /// The layer that makes this service: [`SecureCallbackLayer::new`].
+    pub fn layer(verifier: impl Into<CallbackVerifier>) -> SecureCallbackLayer {
+        SecureCallbackLayer::new(verifier)
+    }
+}
+
+impl<S, R> SecureCallbackService<S, R> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<R>>) -> Self {
         Self { inner, shared }
     }
 
@@ -47,17 +61,16 @@ impl<S, R, F> SecureCallbackService<S, R, F> {
     }
 }
 
-impl<S, R, F, ReqBody, ResBody> Service<Request<ReqBody>> for SecureCallbackService<S, R, F>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for SecureCallbackService<S, R>
 where
     S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
     ReqBody: Body,
     ReqBody::Error: Into<BoxError>,
     R: ReplayStore,
-    F: OnRejection,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, R, F>;
+    type Future = ResponseFuture<S, ReqBody, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -72,7 +85,7 @@ where
     }
 }
 
-impl<S: Clone, R, F> Clone for SecureCallbackService<S, R, F> {
+impl<S: Clone, R> Clone for SecureCallbackService<S, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -81,7 +94,7 @@ impl<S: Clone, R, F> Clone for SecureCallbackService<S, R, F> {
     }
 }
 
-impl<S: fmt::Debug, R: fmt::Debug, F> fmt::Debug for SecureCallbackService<S, R, F> {
+impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for SecureCallbackService<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecureCallbackService")
             .field("inner", &self.inner)

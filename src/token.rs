@@ -150,11 +150,13 @@ fn decode_into(input: &str, out: &mut [u8]) -> Result<usize, Rejection> {
 }
 
 /// Checks only the algorithm and the HMAC of `token` under `secret`, as the Vonage SDKs'
-/// `verifySignature` does: no claim, time or body check. Prefer
-/// [`CallbackVerifier`](crate::CallbackVerifier), which does them all.
+/// `verifySignature` does: no claim, time, body or replay check, so a captured token passes
+/// for ever, with any body. Prefer [`CallbackVerifier`](crate::CallbackVerifier), which does
+/// all but replay, or the layer, which does them all.
 ///
 /// ```
-/// use vonage_secure_callbacks::{verify_signature, Rejection, Secret};
+/// use vonage_secure_callbacks::dangerous::verify_signature;
+/// use vonage_secure_callbacks::{Rejection, Secret};
 /// let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJTaW5hIiwibmFtZSI6IkphdmFfU0RLIiwiaWF0IjoxNjk4NjgwMzkyfQ.4qJpi46NSYURiLI1xoLIfGRygA8IUI2QSG9P2Kus1Oo";
 /// let secret = Secret::new("XsA09z2MhUxYcdbXaUX3aTT7TzGmnCLfkdILf0NIyC9hN9criTEUdlI3OZ5hRjR").unwrap();
 /// assert_eq!(verify_signature(token, &secret), Ok(()));

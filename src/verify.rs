@@ -38,10 +38,17 @@ pub(crate) struct Config {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-/// Verifies Vonage callbacks: token, signature, claims, time and payload hash.
+/// Verifies Vonage callbacks: token, signature, claims, time and payload hash. The one place
+/// where what is checked is configured; [`SecureCallbackLayer::new`] takes one.
 ///
-/// [`SecureCallbackLayer`](crate::SecureCallbackLayer) uses one inside; use it directly in a
-/// stack that is not tower. Cloning is cheap (one shared configuration).
+/// It does **not** protect against replay: a captured callback verifies again until its token
+/// is stale (24 h by default). [`SecureCallbackLayer`] adds that; outside tower, after
+/// `verify` succeeds, reserve the `jti` in a [`ReplayStore`](crate::replay::ReplayStore)
+/// (`lookup`, `reserve`, then `settle` with the handler's outcome), as the layer does.
+/// Cloning is cheap (one shared configuration).
+///
+/// [`SecureCallbackLayer`]: crate::SecureCallbackLayer
+/// [`SecureCallbackLayer::new`]: crate::SecureCallbackLayer::new
 ///
 /// ```
 /// use vonage_secure_callbacks::{CallbackVerifier, FixedClock, Rejection, Secret, Secrets};
@@ -61,6 +68,13 @@ pub(crate) struct Config {
 #[derive(Clone)]
 pub struct CallbackVerifier {
     config: Arc<Config>,
+}
+
+impl From<Secrets> for CallbackVerifier {
+    /// A verifier for `secrets` with the defaults.
+    fn from(secrets: Secrets) -> Self {
+        Self::new(secrets)
+    }
 }
 
 impl CallbackVerifier {
@@ -91,26 +105,29 @@ impl CallbackVerifier {
         self
     }
 
-    /// How old `iat` may be, and how long a delivered `jti` is remembered (default 24 h).
+    /// How old `iat` may be (default 24 h, Vonage's retry horizon); a delivered `jti` is
+    /// remembered that long plus the clock skew.
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.config_mut().max_age = max_age.as_secs();
         self
     }
 
-    /// How far in the future `iat`/`nbf` may lie, and how late `exp` is still honoured
+    /// How far in the future `iat` and `nbf` may lie, and how late `exp` is still honoured
     /// (default 5 min).
     pub fn clock_skew(mut self, skew: Duration) -> Self {
         self.config_mut().clock_skew = skew.as_secs();
         self
     }
 
-    /// Largest body accepted, in bytes, inclusive (default 1 MiB).
+    /// Largest body accepted, in bytes, inclusive (default 1 MiB); larger: 413
+    /// `body_too_large`, refused unread when `Content-Length` says so.
     pub fn body_limit(mut self, limit: usize) -> Self {
         self.config_mut().body_limit = limit;
         self
     }
 
-    /// The source of "now" (default the system clock).
+    /// The source of "now" for the time checks and the replay store's expiry (default the
+    /// system clock; a [`FixedClock`](crate::FixedClock) in tests).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.config_mut().clock = Arc::new(clock);
         self

@@ -12,7 +12,8 @@ use http_body_util::{Empty, Full};
 use tower::{Layer, Service, ServiceExt};
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::{
-    FixedClock, MemoryReplayStore, Secret, Secrets, SecureCallbackLayer, VerifiedBody,
+    CallbackVerifier, FixedClock, MemoryReplayStore, Secret, Secrets, SecureCallbackLayer,
+    VerifiedBody,
 };
 
 #[global_allocator]
@@ -76,9 +77,9 @@ fn allocations_per_accepted_2kib_callback() {
         .collect();
     let clock = FixedClock::new(NOW);
     let store = MemoryReplayStore::with_capacity(1024);
-    let layer = SecureCallbackLayer::new(Secrets::new().project("k", Secret::new(SECRET).unwrap()))
-        .clock(clock)
-        .replay_store(store.clone());
+    let verifier = CallbackVerifier::new(Secrets::new().project("k", Secret::new(SECRET).unwrap()))
+        .clock(clock);
+    let layer = SecureCallbackLayer::new(verifier).replay_store(store.clone());
     let mut service = layer.layer(SameBuffer { sent: body.clone() });
     let requests: Vec<_> = authorizations
         .iter()

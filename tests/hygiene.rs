@@ -58,7 +58,7 @@ async fn tracing_names_reasons_and_never_secrets_tokens_or_bodies() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut svc = tower::ServiceBuilder::new()
-        .layer(layer().body_limit(BODY.len()))
+        .layer(layer_with(|v| v.body_limit(BODY.len())))
         .service(jti_service());
     // A replay store with no room: every verified callback meets replay_store_unavailable.
     let mut full_svc = tower::ServiceBuilder::new()

@@ -200,10 +200,11 @@ async fn entries_expire_with_the_token() {
     let store = store(&url, &prefix).await;
     // Max age 60 s, token issued 59 s ago: it is remembered for one more second.
     let app = echo_app(
-        layer()
-            .max_age(Duration::from_secs(60))
-            .clock_skew(Duration::ZERO)
-            .replay_store(store.clone()),
+        layer_with(|v| {
+            v.max_age(Duration::from_secs(60))
+                .clock_skew(Duration::ZERO)
+        })
+        .replay_store(store.clone()),
     );
     let addr = serve_axum(app).await;
     let token = token_at_now(BODY, |c| {

@@ -153,9 +153,8 @@ async fn replay_rejections() {
 
     // A small store that had to forget its oldest callbacks: a replay of one is refused.
     let clock = clock();
-    let small = layer()
-        .clock(clock.clone())
-        .replay_store(MemoryReplayStore::with_capacity(16));
+    let small =
+        layer_with(|v| v.clock(clock.clone())).replay_store(MemoryReplayStore::with_capacity(16));
     let addr = serve_axum(echo_app(small)).await;
     let old: Vec<String> = (0..16).map(|_| bearer(BODY)).collect();
     for auth in &old {
@@ -218,7 +217,7 @@ async fn duplicate_in_flight() {
 }
 
 async fn body_too_large_declared_and_chunked() {
-    let addr = serve_axum(echo_app(layer().body_limit(64))).await;
+    let addr = serve_axum(echo_app(layer_with(|v| v.body_limit(64)))).await;
     let big = vec![b'x'; 65];
     expect(
         &post(addr, Some(&bearer(&big)), big.clone()).await,
@@ -285,7 +284,10 @@ async fn body_read_error_when_the_client_stops_sending() {
 #[tokio::test]
 async fn missing_token_status_is_configurable_and_hook_replaces_the_response() {
     let addr = serve_axum(echo_app(
-        layer().missing_token_status(StatusCode::UNAUTHORIZED),
+        layer().on_rejection(
+            vonage_secure_callbacks::DefaultRejection::default()
+                .missing_token_status(StatusCode::UNAUTHORIZED),
+        ),
     ))
     .await;
     let reply = post(addr, None, BODY).await;

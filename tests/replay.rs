@@ -190,11 +190,12 @@ async fn entries_expire_with_the_token() {
     // stale, not as a replay).
     let clock = clock();
     let store = MemoryReplayStore::new();
-    let layer = layer()
-        .max_age(Duration::from_secs(60))
-        .clock_skew(Duration::from_secs(0))
-        .clock(clock.clone())
-        .replay_store(store.clone());
+    let layer = layer_with(|v| {
+        v.max_age(Duration::from_secs(60))
+            .clock_skew(Duration::from_secs(0))
+            .clock(clock.clone())
+    })
+    .replay_store(store.clone());
     let addr = serve_axum(echo_app(layer)).await;
     let auth = bearer(BODY);
     let first = post(addr, Some(&auth), BODY).await;
@@ -262,8 +263,9 @@ async fn two_route_layers_share_one_replay_window() {
             vonage_secure_callbacks::Secret::new(SECRET).unwrap(),
         )
     };
-    let session = vonage_secure_callbacks::SecureCallbackLayer::new(secrets()).clock(clock());
-    let archive = vonage_secure_callbacks::SecureCallbackLayer::new(secrets()).clock(clock());
+    let verifier = || vonage_secure_callbacks::CallbackVerifier::new(secrets()).clock(clock());
+    let session = vonage_secure_callbacks::SecureCallbackLayer::new(verifier());
+    let archive = vonage_secure_callbacks::SecureCallbackLayer::new(verifier());
     let app = Router::new()
         .route("/session", axum_post(echo).route_layer(session))
         .route("/archive", axum_post(echo).route_layer(archive));
@@ -340,7 +342,7 @@ async fn a_small_store_under_sustained_load_accepts_every_fresh_callback_and_no_
     const CALLBACKS: u64 = 20_000;
     let clock = clock();
     let store = MemoryReplayStore::with_capacity(CAPACITY);
-    let layer = layer().clock(clock.clone()).replay_store(store.clone());
+    let layer = layer_with(|v| v.clock(clock.clone())).replay_store(store.clone());
     let addr = serve_axum(echo_app(layer)).await;
     let client = client();
     let mut sent = Vec::with_capacity(CALLBACKS as usize);
@@ -407,7 +409,7 @@ async fn a_hung_handler_loses_its_reservation_after_the_in_flight_ttl() {
                 }
             }),
         )
-        .layer(layer().clock(clock.clone()).replay_store(store.clone()));
+        .layer(layer_with(|v| v.clock(clock.clone())).replay_store(store.clone()));
     let addr = serve_axum(app).await;
     let auth = bearer(BODY);
     let hung = tokio::spawn({

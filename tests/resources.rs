@@ -97,7 +97,7 @@ async fn oversized(addr: std::net::SocketAddr, chunked: bool) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_oversized_bodies_get_413_and_memory_stays_bounded() {
     let _serial = SERIAL.lock().await;
-    let addr = serve_axum(echo_app(layer().body_limit(LIMIT))).await;
+    let addr = serve_axum(echo_app(layer_with(|v| v.body_limit(LIMIT)))).await;
     // Warm up: one accepted callback, so that lazily made state exists before measuring.
     assert_eq!(
         post(addr, Some(&bearer(b"{}")), "{}").await.status,

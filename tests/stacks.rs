@@ -15,7 +15,9 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, SecureCallbackService};
+use vonage_secure_callbacks::{
+    CallbackVerifier, Secret, Secrets, SecureCallbackLayer, SecureCallbackService,
+};
 
 const BODY: &[u8] = br#"{"event":"streamCreated"}"#;
 
@@ -53,9 +55,11 @@ async fn per_route_secrets_with_route_layer() {
     // Video allows a secret per callback type: one router, one layer per route.
     const ARCHIVE_SECRET: &str = "archive-callbacks-secret-archive-0001";
     let archive_layer = SecureCallbackLayer::new(
-        Secrets::new().project(API_KEY, Secret::new(ARCHIVE_SECRET).unwrap()),
-    )
-    .clock(clock());
+        CallbackVerifier::new(
+            Secrets::new().project(API_KEY, Secret::new(ARCHIVE_SECRET).unwrap()),
+        )
+        .clock(clock()),
+    );
     let app = Router::new()
         .merge(
             Router::new()

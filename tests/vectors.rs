@@ -5,8 +5,9 @@ mod common;
 use common::*;
 use http::StatusCode;
 use serde::Deserialize;
+use vonage_secure_callbacks::dangerous::verify_signature;
 use vonage_secure_callbacks::{
-    verify_signature, CallbackVerifier, FixedClock, MemoryReplayStore, Rejection, Secret, Secrets,
+    CallbackVerifier, FixedClock, MemoryReplayStore, Rejection, Secret, Secrets,
     SecureCallbackLayer,
 };
 
@@ -87,9 +88,9 @@ async fn vectors_with_bodies_through_a_real_server() {
         };
         let clock = FixedClock::new(v.now);
         let layer = SecureCallbackLayer::new(
-            Secrets::new().project(api_key, Secret::new(&v.secret).unwrap()),
+            CallbackVerifier::new(Secrets::new().project(api_key, Secret::new(&v.secret).unwrap()))
+                .clock(clock.clone()),
         )
-        .clock(clock.clone())
         .replay_store(MemoryReplayStore::new());
         let addr = serve_axum(echo_app(layer)).await;
         let reply = post(addr, Some(&format!("Bearer {}", v.token)), body.clone()).await;

@@ -42,7 +42,7 @@ const QUERY: &str = "to=447700900000&from=447700900001&conversation_uuid=CON-aaa
 
 fn answer_app(get_query: bool) -> Router {
     let layer = if get_query {
-        layer().verify_get_query()
+        layer_with(|v| v.verify_get_query())
     } else {
         layer()
     };

@@ -20,9 +20,10 @@ use http_body_util::{Empty, Full};
 use sha2::{Digest, Sha256};
 use tower_layer::Layer;
 use tower_service::Service;
+use vonage_secure_callbacks::dangerous::verify_signature;
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::{
-    verify_signature, CallbackVerifier, FixedClock, MemoryReplayStore, Rejection, Secret, Secrets,
+    CallbackVerifier, FixedClock, MemoryReplayStore, Rejection, Secret, Secrets,
     SecureCallbackLayer, VerifiedBody, VonageClaims,
 };
 
@@ -172,8 +173,8 @@ pub fn service(data: &[u8]) -> bool {
     let declared = u32::from_le_bytes(*declared);
 
     let seen = Seen::default();
-    let layer = SecureCallbackLayer::from_verifier(verifier())
-        .replay_store(MemoryReplayStore::with_capacity(64));
+    let layer =
+        SecureCallbackLayer::new(verifier()).replay_store(MemoryReplayStore::with_capacity(64));
     let mut svc = layer.layer(seen.clone());
     let rounds = if flags & 4 != 0 { 2 } else { 1 };
     let mut accepted = false;

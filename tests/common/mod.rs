@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use vonage_secure_callbacks::replay::ReplayStore;
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::{
-    FixedClock, MemoryReplayStore, OnRejection, Secret, Secrets, SecureCallbackLayer, VonageClaims,
+    CallbackVerifier, FixedClock, MemoryReplayStore, Secret, Secrets, SecureCallbackLayer,
+    VonageClaims,
 };
 
 pub const API_KEY: &str = "a1b2c3d4";
@@ -61,12 +62,22 @@ pub fn clock() -> FixedClock {
     FixedClock::new(NOW)
 }
 
-/// The layer with test secrets and a fixed clock shared with its replay store.
+/// The verifier of the test secrets at the fixed time.
+pub fn verifier() -> CallbackVerifier {
+    CallbackVerifier::new(Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()))
+        .clock(clock())
+}
+
+/// The layer with test secrets, a fixed clock and a replay store of its own.
 pub fn layer() -> SecureCallbackLayer {
-    let clock = clock();
-    SecureCallbackLayer::new(Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()))
-        .clock(clock.clone())
-        .replay_store(MemoryReplayStore::new())
+    layer_with(|v| v)
+}
+
+/// As [`layer`], with the verifier configured by `configure`.
+pub fn layer_with(
+    configure: impl FnOnce(CallbackVerifier) -> CallbackVerifier,
+) -> SecureCallbackLayer {
+    SecureCallbackLayer::new(configure(verifier())).replay_store(MemoryReplayStore::new())
 }
 
 /// The claims handler of the examples: echoes what was verified.
@@ -81,7 +92,7 @@ pub async fn echo(Extension(claims): Extension<VonageClaims>, body: Bytes) -> Js
 }
 
 /// An axum app answering every POST path with the echo, behind `layer`.
-pub fn echo_app<R: ReplayStore, F: OnRejection>(layer: SecureCallbackLayer<R, F>) -> Router {
+pub fn echo_app<R: ReplayStore>(layer: SecureCallbackLayer<R>) -> Router {
     Router::new().route("/{*path}", any(echo)).layer(layer)
 }
 

@@ -172,7 +172,9 @@ where
 }
 
 /// The default rejection response: the rejection's status, `Content-Type: application/json`,
-/// a body `{"error":"<code>"}`, and `Retry-After` on 503 so that Vonage's retry is expected.
+/// a body `{"error":"<code>"}`, `Retry-After` on 503 so that Vonage's retry is expected, and on
+/// 401 a `WWW-Authenticate: Bearer error="invalid_token", error_description="<code>"` challenge
+/// (RFC 6750 §3; a bare `Bearer` when no token was sent).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection {
     missing_token_status: Option<StatusCode>,
@@ -184,6 +186,17 @@ impl DefaultRejection {
         self.missing_token_status = Some(status);
         self
     }
+}
+
+/// RFC 6750 §3: the Bearer challenge, with `invalid_token` and the rejection's code when a token
+/// was sent, bare when none was.
+fn www_authenticate(rejection: Rejection) -> HeaderValue {
+    if rejection == Rejection::MissingToken {
+        return HeaderValue::from_static("Bearer");
+    }
+    let value = format!(r#"Bearer error="invalid_token", error_description="{}""#, rejection.code());
+    // Codes are lowercase ASCII and underscores: always a valid header value.
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"))
 }
 
 /// Seconds Vonage is asked to wait before retrying a 503.
@@ -204,6 +217,9 @@ impl OnRejection for DefaultRejection {
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, www_authenticate(rejection));
         }
         response
     }
@@ -236,9 +252,17 @@ mod tests {
         assert!(res.headers().get(header::RETRY_AFTER).is_none());
         assert_eq!(res.body().as_ref(), br#"{"error":"bad_signature"}"#);
 
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token", error_description="bad_signature""#
+        );
+        let res = DefaultRejection::default().response(Rejection::ReplayedToken);
+        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+
         let res = DefaultRejection::default()
             .missing_token_status(StatusCode::UNAUTHORIZED)
             .response(Rejection::MissingToken);
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
     }
 }

@@ -26,6 +26,17 @@ fn expect(reply: &Reply, rejection: Rejection) {
     if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
         assert!(reply.headers.contains_key("retry-after"), "{reply:?}");
     }
+    // RFC 6750 §3: every 401 carries the Bearer challenge with the code.
+    let challenge = reply.headers.get("www-authenticate");
+    if rejection.status() == StatusCode::UNAUTHORIZED {
+        let expected = format!(
+            r#"Bearer error="invalid_token", error_description="{}""#,
+            rejection.code()
+        );
+        assert_eq!(challenge.unwrap(), expected.as_str(), "{reply:?}");
+    } else {
+        assert!(challenge.is_none(), "{reply:?}");
+    }
     SEEN.lock().unwrap().push(rejection.code());
 }
 

@@ -1,15 +1,44 @@
-//! An axum extractor for verified, typed Video callbacks (feature `axum`).
+//! axum extractors (feature `axum`): [`VonageClaims`] itself, and, with feature `events`,
+//! [`VideoCallback`] for verified, typed Video callbacks.
+//!
+//! `VonageClaims` as a handler argument takes the claims the layer verified; without the layer
+//! in front it answers `500 {"error":"layer_missing"}` rather than let an unverified request
+//! through. `Option<VonageClaims>` is `None` there instead, for routes that serve both.
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use http::StatusCode;
+//! use vonage_secure_callbacks::{Secret, SecureCallbackLayer, Secrets, VonageClaims};
+//!
+//! async fn on_callback(claims: VonageClaims, body: String) -> StatusCode {
+//!     println!("{} from {}: {} bytes", claims.jti(), claims.api_key(), body.len());
+//!     StatusCode::OK
+//! }
+//!
+//! let secret = Secret::new("a-signature-secret-of-32-bytes-or-more").unwrap();
+//! let app: Router = Router::new()
+//!     .route("/vonage/callback", post(on_callback))
+//!     .layer(SecureCallbackLayer::new(Secrets::new().project("a1b2c3d", secret)));
+//! ```
 
 use axum_core::body::Body;
-use axum_core::extract::{FromRequest, Request};
-use axum_core::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::Response;
+use http::request::Parts;
 use http::{header, HeaderValue, StatusCode};
 
 use crate::claims::VonageClaims;
+#[cfg(feature = "events")]
 use crate::events::VideoEvent;
+#[cfg(feature = "events")]
+use axum_core::extract::{FromRequest, Request};
+#[cfg(feature = "events")]
+use axum_core::response::IntoResponse;
+#[cfg(feature = "events")]
+use bytes::Bytes;
 
-/// The verified claims and the typed event of a Video callback, in one axum extractor.
+/// The verified claims and the typed event of a Video callback, in one axum extractor
+/// (features `axum` and `events`).
 ///
 /// Use it behind [`SecureCallbackLayer`](crate::SecureCallbackLayer). A body that is not JSON
 /// at all is answered `400 {"error":"body_not_json"}`; an event this crate does not know is
@@ -37,6 +66,7 @@ use crate::events::VideoEvent;
 ///     .route("/vonage/video", post(on_video))
 ///     .layer(SecureCallbackLayer::new(Secrets::new().project("a1b2c3d", secret)));
 /// ```
+#[cfg(feature = "events")]
 #[derive(Debug, Clone)]
 pub struct VideoCallback {
     /// The verified token's claims.
@@ -55,15 +85,43 @@ fn json_error(status: StatusCode, body: &'static str) -> Response {
     response
 }
 
+fn layer_missing() -> Response {
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        r#"{"error":"layer_missing"}"#,
+    )
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VonageClaims {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<VonageClaims>()
+            .cloned()
+            .ok_or_else(layer_missing)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for VonageClaims {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<VonageClaims>().cloned())
+    }
+}
+
+#[cfg(feature = "events")]
 impl<S: Send + Sync> FromRequest<S> for VideoCallback {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let Some(claims) = request.extensions().get::<VonageClaims>().cloned() else {
-            return Err(json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                r#"{"error":"layer_missing"}"#,
-            ));
+            return Err(layer_missing());
         };
         let body = Bytes::from_request(request, state)
             .await

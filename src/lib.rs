@@ -35,7 +35,8 @@
 //! - `tracing`: an event naming the reason of each rejection (never the secret, token or body).
 //! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests.
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
-//! - `axum`: [`extract::VideoCallback`], an axum extractor of the claims and the typed event.
+//! - `axum`: [`VonageClaims`] is an axum extractor (also as `Option`); with `events`,
+//!   [`extract::VideoCallback`] extracts the claims and the typed event.
 //! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances;
 //!   `redis-cluster` for a Redis Cluster, `redis-tls` for `rediss://` (rustls).
 //!

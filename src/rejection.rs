@@ -194,7 +194,10 @@ fn www_authenticate(rejection: Rejection) -> HeaderValue {
     if rejection == Rejection::MissingToken {
         return HeaderValue::from_static("Bearer");
     }
-    let value = format!(r#"Bearer error="invalid_token", error_description="{}""#, rejection.code());
+    let value = format!(
+        r#"Bearer error="invalid_token", error_description="{}""#,
+        rejection.code()
+    );
     // Codes are lowercase ASCII and underscores: always a valid header value.
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"))
 }

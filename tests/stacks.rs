@@ -16,7 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use vonage_secure_callbacks::{
-    CallbackVerifier, Secret, Secrets, SecureCallbackLayer, SecureCallbackService,
+    CallbackVerifier, Secret, Secrets, SecureCallbackLayer, SecureCallbackService, VonageClaims,
 };
 
 const BODY: &[u8] = br#"{"event":"streamCreated"}"#;
@@ -159,4 +159,52 @@ fn layer_service_and_future_are_send_sync_clone() {
         Request::post("/").body(Full::new(Bytes::new())).unwrap(),
     );
     send(&fut);
+}
+
+#[tokio::test]
+async fn vonage_claims_is_an_axum_extractor() {
+    async fn required(claims: VonageClaims) -> String {
+        claims.jti().to_owned()
+    }
+    async fn optional(claims: Option<VonageClaims>) -> String {
+        claims.map_or_else(|| "unverified".to_owned(), |c| c.jti().to_owned())
+    }
+    let app = Router::new()
+        .route("/vonage/callback", axum_post(required))
+        .route("/vonage/optional", axum_post(optional))
+        .layer(layer())
+        // Routes added after the layer are not behind it.
+        .route("/open/required", axum_post(required))
+        .route("/open/optional", axum_post(optional));
+    let addr = serve_axum(app).await;
+    let token = token_at_now(b"{}", |_| {});
+    let jti = claim_of(&token, "jti").unwrap();
+    let reply = post(addr, Some(&format!("Bearer {token}")), "{}").await;
+    assert_eq!(
+        (reply.status, reply.body.as_ref()),
+        (StatusCode::OK, jti.as_bytes())
+    );
+
+    let to = |path: &str| {
+        http::Request::post(format!("http://{addr}{path}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+            .unwrap()
+    };
+    let token = token_at_now(b"{}", |_| {});
+    let verified = http::Request::post(format!("http://{addr}/vonage/optional"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap();
+    assert_eq!(
+        send(verified).await.body.as_ref(),
+        claim_of(&token, "jti").unwrap().as_bytes()
+    );
+    let missing = send(to("/open/required")).await;
+    assert_eq!(missing.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(missing.error(), "layer_missing");
+    let open = send(to("/open/optional")).await;
+    assert_eq!(
+        (open.status, open.body.as_ref()),
+        (StatusCode::OK, &b"unverified"[..])
+    );
 }

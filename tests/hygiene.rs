@@ -1,6 +1,7 @@
 //! Secret hygiene: over every rejection path, the tracing output names the reason and never
 //! the secret, the token or the body; `Debug` of every configured type hides the secret.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::Write;

@@ -6,6 +6,7 @@
 //! time (a mutex) and each measures its own growth. The peak with 64 clients is the limit
 //! times the clients (our buffers) plus hyper's per-connection read buffers and the runtime.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::task::{Context, Poll};

@@ -3,7 +3,7 @@
 //! eviction policy could drop replay keys, and configuring a store after it was cloned.
 #![cfg(feature = "redis")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

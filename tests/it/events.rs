@@ -3,7 +3,7 @@
 //! the axum extractor serves them behind the layer.
 #![cfg(feature = "axum")]
 
-mod common;
+use crate::common;
 
 use axum::routing::post as axum_post;
 use axum::{Json, Router};

@@ -1,6 +1,6 @@
 //! Every rejection code, reached through a real axum (or hyper) server over loopback.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Mutex;

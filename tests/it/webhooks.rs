@@ -1,7 +1,7 @@
 //! The other Vonage webhooks signed with the same scheme: a Messages status callback, and
 //! Voice's GET `answer_url`, whose `payload_hash` covers the query parameters (opt-in mode).
 
-mod common;
+use crate::common;
 
 use axum::routing::{get, post as axum_post};
 use axum::{Extension, Router};

@@ -7,7 +7,7 @@
 //! `CHAOS_CALLBACKS` (default 600) and `CHAOS_KILLS` (default 5) make it longer.
 #![cfg(feature = "redis")]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

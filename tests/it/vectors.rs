@@ -1,6 +1,6 @@
 //! The public test vectors (Vonage SDK test suites and third parties), each with its verdict.
 
-mod common;
+use crate::common;
 
 use common::*;
 use http::StatusCode;
@@ -28,7 +28,7 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let text = include_str!("fixtures/vonage_vectors.json");
+    let text = include_str!("../fixtures/vonage_vectors.json");
     let v: Vectors = serde_json::from_str(text).unwrap();
     assert!(v.vectors.len() >= 7);
     v.vectors

@@ -3,7 +3,7 @@
 //! and a late release never frees another request's reservation (feature `redis`).
 #![cfg(feature = "redis")]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! With `WRITE_FUZZ_SEEDS=<dir>` set, the seeds are also written to `<dir>/<target>/`, to start
 //! a fuzzing run from valid callbacks (see `fuzz/README.md`).
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 #[allow(dead_code)]
 mod checks;
 
@@ -28,7 +28,7 @@ struct Vector {
 /// Seeds per target: the public vectors and the signing helper's valid callbacks.
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let vectors: Vectors =
-        serde_json::from_str(include_str!("fixtures/vonage_vectors.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/vonage_vectors.json")).unwrap();
     let signer = CallbackSigner::new(API_KEY, SECRET);
     let valid = |body: &[u8]| {
         signer.token_with(body, |c| {

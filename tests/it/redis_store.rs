@@ -5,7 +5,7 @@
 //! own. `redis-server` must be on `PATH` (`apt-get install redis-server`).
 #![cfg(feature = "redis")]
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener as StdListener;
 use std::time::{Duration, Instant};

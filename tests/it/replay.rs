@@ -1,7 +1,7 @@
 //! Replay semantics through real servers: 2xx burns the `jti`; 5xx, an inner error or a dropped
 //! request releases it, so Vonage's retry is accepted.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The layer fits every kind of stack: axum `layer` and `route_layer`, raw hyper, and a
 //! tonic-style `ServiceBuilder` composed with tower-http layers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The README's main job, as a newcomer runs it: start `examples/callback_server`, run the `curl`
 //! command it prints, exactly as printed, and get the verified claims back.
 
-mod common;
+use crate::common;
 
 use common::example::{address, run_printed_curl, run_to_exit, start};
 

@@ -11,6 +11,7 @@ mod chaos;
 mod events;
 mod example_server;
 mod fuzz_regressions;
+mod grpc;
 mod properties;
 mod redis_deploy;
 mod redis_faults;

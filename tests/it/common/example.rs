@@ -95,7 +95,12 @@ impl Drop for KillOnDrop {
 /// Starts the example with `env`, returns it and the lines it printed up to the curl command
 /// (development mode) or the production mode line.
 pub fn start(env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
-    let mut cmd = Command::new(example_binary());
+    start_named("callback_server", env)
+}
+
+/// As [`start`], for example `name`.
+pub fn start_named(name: &str, env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
+    let mut cmd = Command::new(example_named(name));
     cmd.env("LISTEN_ADDR", "127.0.0.1:0")
         .env_remove("VONAGE_API_KEY")
         .env_remove("VONAGE_SIGNATURE_SECRET")

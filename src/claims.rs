@@ -25,6 +25,41 @@ pub struct VonageClaims {
     api_key: Text,
     payload_hash: Option<Text>,
     application_id: Option<Text>,
+    /// Which of the project's secrets verified the token; set once the HMAC matched.
+    secret: SecretUsed,
+}
+
+/// Which of a project's secrets verified a callback: its position among the project's secrets
+/// (in the order they were added) and its label, if it has one. Never the secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretUsed {
+    index: usize,
+    label: Option<std::sync::Arc<str>>,
+}
+
+impl SecretUsed {
+    pub(crate) fn new(index: usize, label: Option<std::sync::Arc<str>>) -> Self {
+        Self { index, label }
+    }
+
+    /// Position among the project's secrets, from 0, in the order they were added.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The secret's label ([`Secret::labelled`](crate::Secret::labelled)), if it has one.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+}
+
+impl fmt::Display for SecretUsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.label {
+            Some(label) => f.write_str(label),
+            None => write!(f, "#{}", self.index),
+        }
+    }
 }
 
 /// A string claim: where it stands in `raw`, or, when JSON escapes made it differ from its
@@ -102,11 +137,22 @@ impl VonageClaims {
             payload_hash: wire.payload_hash.map(text),
             application_id: wire.application_id.map(text),
             raw: Bytes::new(),
+            secret: SecretUsed::default(),
         };
         Ok(Self {
             raw: Bytes::from(json),
             ..claims
         })
+    }
+
+    pub(crate) fn set_secret(&mut self, secret: SecretUsed) {
+        self.secret = secret;
+    }
+
+    /// Which of the project's secrets verified this token: watch it during a rotation, and
+    /// remove the old secret once nothing is verified by it any more.
+    pub fn secret(&self) -> &SecretUsed {
+        &self.secret
     }
 
     fn text<'a>(&'a self, text: &'a Text) -> &'a str {

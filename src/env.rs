@@ -48,8 +48,9 @@ impl fmt::Display for EnvError {
 impl std::error::Error for EnvError {}
 
 impl Secrets {
-    /// The project of [`API_KEY_VAR`] with the secret of [`SECRET_VAR`], and, while a secret is
-    /// being rotated, the one of [`PREVIOUS_SECRET_VAR`] too.
+    /// The project of [`API_KEY_VAR`] with the secret of [`SECRET_VAR`] (labelled `current`),
+    /// and, while a secret is being rotated, the one of [`PREVIOUS_SECRET_VAR`] too (labelled
+    /// `previous`; see [`VonageClaims::secret`](crate::VonageClaims::secret)).
     ///
     /// ```no_run
     /// use vonage_secure_callbacks::{SecureCallbackLayer, Secrets};
@@ -78,12 +79,16 @@ impl Secrets {
             }
             (Some(key), Some(secret)) => (key, secret),
         };
-        let parse = |variable: &'static str, value: &str| {
-            Secret::new(value).map_err(|reason| EnvError::Invalid { variable, reason })
+        let parse = |variable: &'static str, value: &str, label: &str| {
+            Secret::new(value)
+                .map(|secret| secret.labelled(label))
+                .map_err(|reason| EnvError::Invalid { variable, reason })
         };
-        let mut secrets = Secrets::new().project(api_key.clone(), parse(SECRET_VAR, &secret)?);
+        let current = parse(SECRET_VAR, &secret, "current")?;
+        let mut secrets = Secrets::new().project(api_key.clone(), current);
         if let Some(previous) = get(PREVIOUS_SECRET_VAR) {
-            secrets = secrets.project(api_key, parse(PREVIOUS_SECRET_VAR, &previous)?);
+            let previous = parse(PREVIOUS_SECRET_VAR, &previous, "previous")?;
+            secrets = secrets.project(api_key, previous);
         }
         Ok(secrets)
     }
@@ -135,7 +140,12 @@ mod tests {
             (PREVIOUS_SECRET_VAR, "the-previous-project-signature-secret"),
         ])
         .unwrap();
-        assert_eq!(secrets.secrets_for("abcd1234").len(), 2);
+        let labels: Vec<_> = secrets
+            .secrets_for("abcd1234")
+            .iter()
+            .map(|s| s.label())
+            .collect();
+        assert_eq!(labels, [Some("current"), Some("previous")]);
     }
 
     #[test]

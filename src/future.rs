@@ -192,6 +192,9 @@ where
                             mut inner,
                             ..
                         } = request;
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!(target: "vonage_secure_callbacks", api_key = claims.api_key(),
+                            jti = claims.jti(), secret = %claims.secret(), "callback accepted");
                         let mut request = Request::from_parts(parts, VerifiedBody::new(body));
                         request.extensions_mut().insert(claims);
                         let call = inner.call(request);

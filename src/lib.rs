@@ -86,7 +86,7 @@ mod token;
 mod verify;
 
 pub use body::{ResponseBody, VerifiedBody};
-pub use claims::VonageClaims;
+pub use claims::{SecretUsed, VonageClaims};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use env::{EnvError, API_KEY_VAR, PREVIOUS_SECRET_VAR, SECRET_VAR};
 pub use future::ResponseFuture;

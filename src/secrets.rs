@@ -18,6 +18,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub struct Secret {
     // jsonwebtoken's key type zeroizes its bytes on drop and redacts its own Debug.
     key: DecodingKey,
+    label: Option<Arc<str>>,
 }
 
 impl Secret {
@@ -39,8 +40,28 @@ impl Secret {
     /// Any non-empty secret; length policy is the caller's business.
     pub(crate) fn new_unchecked(secret: &[u8]) -> Result<Self, SecretError> {
         DecodingKey::from_secret(secret)
-            .map(|key| Self { key })
+            .map(|key| Self { key, label: None })
             .map_err(|_| SecretError::TooShort { len: 0 })
+    }
+
+    /// Names this secret (`"2026-11"`, `"previous"`), never its content: the label of the secret
+    /// that verified a callback is in its claims ([`VonageClaims::secret`]) and in the accepted
+    /// callback's `tracing` event, so that during a rotation you can see when the old one stops
+    /// being used.
+    ///
+    /// [`VonageClaims::secret`]: crate::VonageClaims::secret
+    pub fn labelled(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into().into());
+        self
+    }
+
+    /// The label given with [`labelled`](Self::labelled).
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    pub(crate) fn label_arc(&self) -> Option<Arc<str>> {
+        self.label.clone()
     }
 
     pub(crate) fn key(&self) -> &DecodingKey {
@@ -50,7 +71,10 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
+        match &self.label {
+            Some(label) => write!(f, "Secret({label:?}, <redacted>)"),
+            None => f.write_str("Secret(<redacted>)"),
+        }
     }
 }
 
@@ -154,6 +178,15 @@ mod tests {
         assert!(s.secrets_for("other").is_empty());
         assert!(!s.is_empty());
         assert!(Secrets::new().is_empty());
+    }
+
+    #[test]
+    fn labels_name_secrets_without_showing_them() {
+        let secret = Secret::new("rotated-secret-value-rotated-secret")
+            .unwrap()
+            .labelled("2026-11");
+        assert_eq!(secret.label(), Some("2026-11"));
+        assert_eq!(format!("{secret:?}"), r#"Secret("2026-11", <redacted>)"#);
     }
 
     #[test]

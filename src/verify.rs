@@ -9,7 +9,7 @@ use http::{header, HeaderMap, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::claims::VonageClaims;
+use crate::claims::{SecretUsed, VonageClaims};
 use crate::clock::{Clock, SystemClock};
 use crate::query::query_payload;
 use crate::rejection::Rejection;
@@ -219,9 +219,11 @@ impl CallbackVerifier {
         if secrets.is_empty() {
             return Err(Rejection::UnknownApiKey);
         }
-        if !secrets.iter().any(|secret| token.signed_by(secret)) {
+        let Some(index) = secrets.iter().position(|secret| token.signed_by(secret)) else {
             return Err(Rejection::BadSignature);
-        }
+        };
+        let mut claims = claims;
+        claims.set_secret(SecretUsed::new(index, secrets[index].label_arc()));
 
         if claims.iss() != &*config.issuer {
             return Err(Rejection::BadIssuer);

@@ -135,6 +135,12 @@ async fn tracing_names_reasons_and_never_secrets_tokens_or_bodies() {
         );
     }
     assert!(!out.contains(SECRET), "secret leaked:\n{out}");
+    // The accepted callback's event names the secret that verified it by position (no label).
+    assert!(
+        out.lines()
+            .any(|l| l.contains("callback accepted") && l.contains("secret=#0")),
+        "no accepted-callback event:\n{out}"
+    );
     for token in &sent_tokens {
         for part in token.split('.').filter(|p| p.len() > 8) {
             assert!(!out.contains(part), "token leaked:\n{out}");

@@ -208,3 +208,32 @@ async fn vonage_claims_is_an_axum_extractor() {
         (StatusCode::OK, &b"unverified"[..])
     );
 }
+
+#[tokio::test]
+async fn the_claims_say_which_secret_verified_them_during_a_rotation() {
+    const OLD: &str = "the-old-signature-secret-being-rotated-out";
+    const NEW: &str = "the-new-signature-secret-being-rotated-in";
+    async fn which(claims: VonageClaims) -> String {
+        format!("{} {:?}", claims.secret().index(), claims.secret().label())
+    }
+    let secrets = Secrets::new()
+        .project(API_KEY, Secret::new(NEW).unwrap().labelled("2026-11"))
+        .project(API_KEY, Secret::new(OLD).unwrap().labelled("2026-05"));
+    let app = Router::new()
+        .route("/vonage/callback", axum_post(which))
+        .layer(SecureCallbackLayer::new(
+            CallbackVerifier::new(secrets).clock(clock()),
+        ));
+    let addr = serve_axum(app).await;
+    let signed_with = |secret: &str| {
+        let token = vonage_secure_callbacks::test_util::CallbackSigner::new(API_KEY, secret)
+            .token_with(b"{}", |c| {
+                c.insert("iat".into(), NOW.into());
+            });
+        format!("Bearer {token}")
+    };
+    let old = post(addr, Some(&signed_with(OLD)), "{}").await;
+    assert_eq!(old.body.as_ref(), br#"1 Some("2026-05")"#);
+    let new = post(addr, Some(&signed_with(NEW)), "{}").await;
+    assert_eq!(new.body.as_ref(), br#"0 Some("2026-11")"#);
+}

@@ -19,6 +19,7 @@ use crate::BoxError;
 use crate::body::{ResponseBody, VerifiedBody};
 use crate::buffer::Buffered;
 use crate::claims::VonageClaims;
+use crate::diagnosis::RejectionDetails;
 use crate::rejection::{OnRejection, Rejection};
 use crate::replay::{Attempt, Held, Lookup, Outcome, ReplayKey, ReplayStore, Reservation};
 use crate::shared::Shared;
@@ -49,7 +50,8 @@ pin_project! {
     #[project = StateProj]
     #[project_replace = StateTake]
     enum State<Req, B, Look, Reserve, Call, Settle, Hold, Output> {
-        Rejected { rejection: Rejection },
+        // Boxed: only refused requests pay for the facts.
+        Rejected { rejection: Rejection, details: Box<RejectionDetails> },
         // The token passed; is its `jti` delivered already? Asked before the body is read.
         LookingUp { #[pin] lookup: Look, request: Req, body: B },
         Buffering { #[pin] body: Buffered<B>, request: Req },
@@ -78,7 +80,15 @@ where
         let (parts, body) = request.into_parts();
         let now = shared.verifier.now();
         let state = match Self::check_headers(&parts, &body, &shared, now) {
-            Err(rejection) => State::Rejected { rejection },
+            Err(rejection) => State::Rejected {
+                rejection,
+                details: Box::new(RejectionDetails::from_headers(
+                    rejection,
+                    &parts.headers,
+                    &shared.verifier,
+                    now,
+                )),
+            },
             Ok(claims) => {
                 let attempt = Attempt::new(
                     ReplayKey::new(claims.api_key(), claims.jti()),
@@ -131,11 +141,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let mut body_len = None;
         loop {
             // Each arm polls the state's future; once it is ready, `project_replace` moves the
             // state's other fields out by value for the next state.
             let rejection = match this.state.as_mut().project() {
-                StateProj::Rejected { rejection } => *rejection,
+                StateProj::Rejected { rejection, .. } => *rejection,
                 StateProj::LookingUp { lookup, .. } => match ready!(lookup.poll(cx)) {
                     Ok(Lookup::Unknown) => {
                         let StateTake::LookingUp { request, body, .. } =
@@ -155,6 +166,7 @@ where
                     Err(err) if err.is::<LengthLimitError>() => Rejection::BodyTooLarge,
                     Err(_) => Rejection::BodyReadError,
                     Ok(body) => {
+                        body_len = Some(body.len());
                         let verified = (this.shared.verifier).check_request(
                             &request.claims,
                             &request.parts,
@@ -240,8 +252,31 @@ where
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             };
+            let details = match this.state.as_mut().project() {
+                StateProj::Rejected { details, .. } => std::mem::take(&mut **details),
+                StateProj::LookingUp { request, .. } | StateProj::Buffering { request, .. } => {
+                    let now = request.attempt.now();
+                    RejectionDetails::from_verified(
+                        &request.parts.headers,
+                        &request.claims,
+                        now,
+                        body_len,
+                    )
+                }
+                StateProj::Reserving { request, body, .. } => {
+                    let now = request.attempt.now();
+                    let len = Some(body.len());
+                    RejectionDetails::from_verified(
+                        &request.parts.headers,
+                        &request.claims,
+                        now,
+                        len,
+                    )
+                }
+                _ => RejectionDetails::default(),
+            };
             this.state.set(State::Done);
-            return Poll::Ready(Ok(reject(&*this.shared.on_rejection, rejection)));
+            return Poll::Ready(Ok(reject(&*this.shared.on_rejection, rejection, details)));
         }
     }
 }
@@ -252,13 +287,50 @@ fn store_failed(_err: &crate::replay::ReplayStoreError) -> Rejection {
     Rejection::ReplayStoreUnavailable
 }
 
-/// The response for `rejection`, with the rejection in its extensions.
-fn reject<B>(on_rejection: &dyn OnRejection, rejection: Rejection) -> Response<ResponseBody<B>> {
+/// The response for `rejection`, with the rejection and its details in its extensions.
+fn reject<B>(
+    on_rejection: &dyn OnRejection,
+    rejection: Rejection,
+    details: RejectionDetails,
+) -> Response<ResponseBody<B>> {
     #[cfg(feature = "tracing")]
-    tracing::info!(target: "vonage_secure_callbacks", reason = rejection.code(), "callback rejected");
+    log_rejection(rejection, &details);
     let mut response = on_rejection
-        .response(rejection)
+        .response_with_details(rejection, &details)
         .map(ResponseBody::rejection);
     response.extensions_mut().insert(rejection);
+    response.extensions_mut().insert(details);
     response
+}
+
+/// One event per refusal, with the facts that point to its cause. Forgeries and replays are
+/// someone else's doing (info); a body, clock, key or store problem is likely ours (warn).
+#[cfg(feature = "tracing")]
+fn log_rejection(rejection: Rejection, d: &RejectionDetails) {
+    macro_rules! event {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "vonage_secure_callbacks",
+                reason = rejection.code(),
+                api_key = d.api_key.as_deref(),
+                jti = d.jti.as_deref(),
+                iat_offset_secs = d.iat_offset_secs,
+                secrets_tried = d.secrets_tried,
+                configured_api_keys = ?d.configured_api_keys,
+                body_len = d.body_len,
+                content_type = d.content_type.as_deref(),
+                content_encoding = d.content_encoding.as_deref(),
+                "callback rejected"
+            )
+        };
+    }
+    match rejection {
+        Rejection::PayloadHashMismatch
+        | Rejection::StaleToken
+        | Rejection::TokenFromFuture
+        | Rejection::UnknownApiKey
+        | Rejection::ReplayWindowExceeded
+        | Rejection::ReplayStoreUnavailable => event!(warn),
+        _ => event!(info),
+    }
 }

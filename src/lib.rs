@@ -67,6 +67,7 @@ mod buffer;
 mod claims;
 mod clock;
 pub mod dangerous;
+mod diagnosis;
 mod env;
 #[cfg(feature = "events")]
 pub mod events;
@@ -88,6 +89,7 @@ mod verify;
 pub use body::{ResponseBody, VerifiedBody};
 pub use claims::{SecretUsed, VonageClaims};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use diagnosis::RejectionDetails;
 pub use env::{EnvError, API_KEY_VAR, PREVIOUS_SECRET_VAR, SECRET_VAR};
 pub use future::ResponseFuture;
 pub use layer::SecureCallbackLayer;

@@ -160,6 +160,18 @@ impl std::error::Error for Rejection {}
 pub trait OnRejection: Send + Sync + 'static {
     /// The response sent for `rejection`. The layer adds `rejection` to its extensions.
     fn response(&self, rejection: Rejection) -> Response<Bytes>;
+
+    /// The same, with the facts that point to the cause; what the layer calls. The default
+    /// ignores `details`: implement it to put them in your own logs or responses. The layer adds
+    /// `details` to the response's extensions either way.
+    fn response_with_details(
+        &self,
+        rejection: Rejection,
+        details: &crate::RejectionDetails,
+    ) -> Response<Bytes> {
+        let _ = details;
+        self.response(rejection)
+    }
 }
 
 impl<F> OnRejection for F

@@ -143,6 +143,11 @@ impl Secrets {
         self.projects.get(api_key).map_or(&[], Vec::as_slice)
     }
 
+    /// The API keys that have secrets (API keys are not secrets).
+    pub fn api_keys(&self) -> impl Iterator<Item = &str> {
+        self.projects.keys().map(|key| &**key)
+    }
+
     /// True when no project is configured.
     pub fn is_empty(&self) -> bool {
         self.projects.is_empty()

@@ -146,6 +146,11 @@ impl CallbackVerifier {
         self
     }
 
+    /// The secrets this verifier accepts.
+    pub fn secrets(&self) -> &Secrets {
+        &self.config.secrets
+    }
+
     /// The configured body limit.
     pub fn limit(&self) -> usize {
         self.config.body_limit

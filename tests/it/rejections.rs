@@ -404,3 +404,104 @@ async fn strict_token_parsing_through_a_server() {
         );
     }
 }
+
+/// Answers with the facts of each refusal, as a user's own hook would log or return them.
+struct Facts;
+
+impl vonage_secure_callbacks::OnRejection for Facts {
+    fn response(&self, rejection: Rejection) -> http::Response<Bytes> {
+        http::Response::new(Bytes::from(rejection.code()))
+    }
+
+    fn response_with_details(
+        &self,
+        rejection: Rejection,
+        d: &vonage_secure_callbacks::RejectionDetails,
+    ) -> http::Response<Bytes> {
+        let body = json!({
+            "error": rejection.code(),
+            "api_key": d.api_key, "jti": d.jti, "secrets_tried": d.secrets_tried,
+            "configured_api_keys": d.configured_api_keys, "iat_offset_secs": d.iat_offset_secs,
+            "body_len": d.body_len, "content_encoding": d.content_encoding,
+        });
+        http::Response::new(Bytes::from(body.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn refusals_carry_the_facts_that_point_to_their_cause() {
+    let addr = serve_axum(echo_app(layer().on_rejection(Facts))).await;
+    let post_with = |auth: String, body: &'static [u8], encoding: Option<&'static str>| {
+        let mut req =
+            http::Request::post(format!("http://{addr}/cb")).header("authorization", auth);
+        if let Some(e) = encoding {
+            req = req.header("content-encoding", e);
+        }
+        send(
+            req.body(http_body_util::Full::new(Bytes::from_static(body)))
+                .unwrap(),
+        )
+    };
+
+    // Wrong secret: which key, how many secrets were tried, how old the token is.
+    let forged = vonage_secure_callbacks::test_util::CallbackSigner::new(
+        API_KEY,
+        "not-our-secret-not-our-secret-0000",
+    )
+    .token_with(BODY, |c| {
+        c.insert("iat".into(), json!(NOW - 90));
+    });
+    let f = post_with(format!("Bearer {forged}"), BODY, None)
+        .await
+        .json();
+    assert_eq!(f["error"], "bad_signature");
+    assert_eq!(
+        (f["api_key"].as_str(), f["secrets_tried"].as_u64()),
+        (Some(API_KEY), Some(1))
+    );
+    assert_eq!(f["iat_offset_secs"], 90);
+
+    // A proxy that re-encoded the body: its length and Content-Encoding.
+    let f = post_with(bearer(BODY), b"\x1f\x8b\x08\x00", Some("gzip"))
+        .await
+        .json();
+    assert_eq!(f["error"], "payload_hash_mismatch");
+    assert_eq!(
+        (f["body_len"].as_u64(), f["content_encoding"].as_str()),
+        (Some(4), Some("gzip"))
+    );
+
+    // A clock a day off: the offset says so.
+    let stale = token_at_now(BODY, |c| {
+        c.insert("iat".into(), json!(NOW - 100_000));
+    });
+    let f = post_with(format!("Bearer {stale}"), BODY, None)
+        .await
+        .json();
+    assert_eq!(
+        (f["error"].as_str(), f["iat_offset_secs"].as_i64()),
+        (Some("stale_token"), Some(100_000))
+    );
+
+    // Another project's callback: the keys that are configured.
+    let other = token_at_now(BODY, |c| {
+        c.insert("api_key".into(), json!("zzzz9999"));
+    });
+    let f = post_with(format!("Bearer {other}"), BODY, None)
+        .await
+        .json();
+    assert_eq!(f["error"], "unknown_api_key");
+    assert_eq!(f["api_key"], "zzzz9999");
+    assert_eq!(f["configured_api_keys"], json!([API_KEY]));
+
+    // A replay: its jti.
+    let token = token_at_now(BODY, |_| {});
+    let auth = format!("Bearer {token}");
+    assert_eq!(
+        post_with(auth.clone(), BODY, None).await.status,
+        StatusCode::OK
+    );
+    let f = post_with(auth, BODY, None).await.json();
+    assert_eq!(f["error"], "replayed_token");
+    assert_eq!(f["jti"].as_str(), claim_of(&token, "jti").as_deref());
+}

@@ -48,6 +48,23 @@ async fn wait_for_value(url: &str, key: &str, want: &str, within: Duration) {
     }
 }
 
+/// The key of `token` ends `done`; once the in-flight TTL has run out (`ttl_ends`), a replay of
+/// the callback is refused, not accepted as it would be had the key stayed in flight.
+async fn ends_done_and_refuses_the_replay(
+    store: &RedisReplayStore,
+    url: &str,
+    token: &str,
+    addr: std::net::SocketAddr,
+    ttl_ends: Instant,
+) {
+    let key = store.redis_key(&ReplayKey::new(API_KEY, &claim_of(token, "jti").unwrap()));
+    wait_for_value(url, &key, "done", Duration::from_secs(5)).await;
+    let past_ttl = ttl_ends + Duration::from_millis(500);
+    tokio::time::sleep(past_ttl.saturating_duration_since(Instant::now())).await;
+    let replay = post(addr, Some(&format!("Bearer {token}")), BODY).await;
+    assert_eq!(replay.error(), "replayed_token", "{replay:?}");
+}
+
 /// An app whose handler first does `to_redis` to the server, then answers 200.
 fn app_that(
     store: RedisReplayStore,
@@ -85,16 +102,7 @@ async fn a_settle_that_fails_after_the_2xx_is_retried_until_the_key_is_done() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.lock().unwrap().restart();
-    let key = store.redis_key(&ReplayKey::new(API_KEY, &claim_of(&token, "jti").unwrap()));
-    wait_for_value(&url, &key, "done", Duration::from_secs(5)).await;
-
-    // Past the in-flight TTL: the replay is refused, not accepted.
-    tokio::time::sleep(
-        (reserved_at + ttl + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
-    )
-    .await;
-    let replay = post(addr, Some(&auth), BODY).await;
-    assert_eq!(replay.error(), "replayed_token", "{replay:?}");
+    ends_done_and_refuses_the_replay(&store, &url, &token, addr, reserved_at + ttl).await;
 }
 
 #[tokio::test]
@@ -127,14 +135,7 @@ async fn a_request_dropped_while_settling_still_ends_done() {
         server.kill();
         server.restart();
     }
-    let key = store.redis_key(&ReplayKey::new(API_KEY, &claim_of(&token, "jti").unwrap()));
-    wait_for_value(&url, &key, "done", Duration::from_secs(5)).await;
-    tokio::time::sleep(
-        (reserved_at + ttl + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
-    )
-    .await;
-    let replay = post(addr, Some(&auth), BODY).await;
-    assert_eq!(replay.error(), "replayed_token", "{replay:?}");
+    ends_done_and_refuses_the_replay(&store, &url, &token, addr, reserved_at + ttl).await;
 }
 
 #[tokio::test]

@@ -39,21 +39,29 @@ pub fn example_named(name: &str) -> PathBuf {
     profile_dir.join("examples").join(name)
 }
 
+/// Example `name` on a free port with `env` and no other Vonage or Redis variable.
+fn command(name: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(example_named(name));
+    cmd.env("LISTEN_ADDR", "127.0.0.1:0");
+    for var in [
+        "VONAGE_API_KEY",
+        "VONAGE_SIGNATURE_SECRET",
+        "VONAGE_SIGNATURE_SECRET_PREVIOUS",
+        "REDIS_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
 /// Runs example `name` with `env` (and no Vonage variables but those), expecting it to exit
 /// at once; returns its exit status and standard error.
 pub fn run_to_exit(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-    let mut cmd = Command::new(example_named(name));
-    cmd.env("LISTEN_ADDR", "127.0.0.1:0")
-        .env_remove("VONAGE_API_KEY")
-        .env_remove("VONAGE_SIGNATURE_SECRET")
-        .env_remove("VONAGE_SIGNATURE_SECRET_PREVIOUS")
-        .env_remove("REDIS_URL")
-        .stdin(Stdio::null())
+    let mut cmd = command(name, env);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
     let mut child = KillOnDrop(cmd.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -100,17 +108,8 @@ pub fn start(env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
 
 /// As [`start`], for example `name`.
 pub fn start_named(name: &str, env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
-    let mut cmd = Command::new(example_named(name));
-    cmd.env("LISTEN_ADDR", "127.0.0.1:0")
-        .env_remove("VONAGE_API_KEY")
-        .env_remove("VONAGE_SIGNATURE_SECRET")
-        .env_remove("VONAGE_SIGNATURE_SECRET_PREVIOUS")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = command(name, env);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = KillOnDrop(cmd.spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

@@ -4,7 +4,8 @@
 //! At the end every callback was answered 2xx exactly once and no replay was accepted
 //! (feature `redis`).
 //!
-//! `CHAOS_CALLBACKS` (default 600) and `CHAOS_KILLS` (default 5) make it longer.
+//! `CHAOS_CALLBACKS` (default 600) and `CHAOS_KILLS` (default 5) make it longer:
+//! `CHAOS_CALLBACKS=20000 CHAOS_KILLS=30 cargo test --features redis --test it chaos -- --nocapture`.
 #![cfg(feature = "redis")]
 
 use crate::common;

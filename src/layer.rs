@@ -103,13 +103,6 @@ impl<R> Clone for SecureCallbackLayer<R> {
     }
 }
 
-impl<R> SecureCallbackLayer<R> {
-    /// Wraps `inner`, as [`Layer::layer`] does, without naming the trait.
-    pub(crate) fn layer_service<S>(&self, inner: S) -> SecureCallbackService<S, R> {
-        SecureCallbackService::from_shared(inner, Arc::clone(&self.shared))
-    }
-}
-
 impl<S, R> Layer<S> for SecureCallbackLayer<R> {
     type Service = SecureCallbackService<S, R>;
 

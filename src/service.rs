@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
+use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::BoxError;
@@ -31,7 +32,7 @@ impl<S> SecureCallbackService<S> {
     /// process-wide replay store and JSON rejections: [`SecureCallbackLayer::new`] applied to
     /// one service.
     pub fn new(inner: S, verifier: impl Into<CallbackVerifier>) -> Self {
-        SecureCallbackLayer::new(verifier).layer_service(inner)
+        SecureCallbackLayer::new(verifier).layer(inner)
     }
 
     /// The layer that makes this service: [`SecureCallbackLayer::new`].

@@ -5,18 +5,9 @@ use std::sync::Arc;
 use crate::rejection::OnRejection;
 use crate::verify::CallbackVerifier;
 
+#[derive(Clone)]
 pub(crate) struct Shared<R> {
     pub(crate) verifier: CallbackVerifier,
     pub(crate) store: R,
     pub(crate) on_rejection: Arc<dyn OnRejection>,
-}
-
-impl<R: Clone> Clone for Shared<R> {
-    fn clone(&self) -> Self {
-        Self {
-            verifier: self.verifier.clone(),
-            store: self.store.clone(),
-            on_rejection: Arc::clone(&self.on_rejection),
-        }
-    }
 }

@@ -368,7 +368,8 @@ impl MemoryReplayStore {
             }
         }
 
-        let mut floor = self.floor().unwrap_or(0);
+        let old_floor = inner.floor.load(Ordering::Acquire);
+        let mut floor = old_floor;
         if expired < target && !iats.is_empty() {
             let need = (target - expired).min(iats.len());
             let (_, nth, _) = iats.select_nth_unstable(need - 1);
@@ -381,7 +382,7 @@ impl MemoryReplayStore {
             }
         }
         drop(iats);
-        let raised = self.floor().map_or(floor > 0, |old| floor > old);
+        let raised = floor > old_floor;
         if raised {
             inner.floor.fetch_max(floor, Ordering::AcqRel);
         }

@@ -23,6 +23,7 @@ use crate::diagnosis::RejectionDetails;
 use crate::rejection::{OnRejection, Rejection};
 use crate::replay::{Attempt, Held, Lookup, Outcome, ReplayKey, ReplayStore, Reservation};
 use crate::shared::Shared;
+use crate::stopwatch::Stopwatch;
 
 pin_project! {
     /// Response future of [`SecureCallbackService`](crate::SecureCallbackService).
@@ -51,7 +52,7 @@ pin_project! {
     #[project_replace = StateTake]
     enum State<Req, B, Look, Reserve, Call, Settle, Hold, Output> {
         // Boxed: only refused requests pay for the facts.
-        Rejected { rejection: Rejection, details: Box<RejectionDetails> },
+        Rejected { rejection: Rejection, details: Box<RejectionDetails>, stopwatch: Stopwatch },
         // The token passed; is its `jti` delivered already? Asked before the body is read.
         LookingUp { #[pin] lookup: Look, request: Req, body: B },
         Buffering { #[pin] body: Buffered<B>, request: Req },
@@ -68,6 +69,7 @@ struct Checked<S> {
     claims: VonageClaims,
     attempt: Attempt,
     inner: S,
+    stopwatch: Stopwatch,
 }
 
 impl<S, B, R> ResponseFuture<S, B, R>
@@ -79,9 +81,11 @@ where
     pub(crate) fn new(request: Request<B>, inner: S, shared: Arc<Shared<R>>) -> Self {
         let (parts, body) = request.into_parts();
         let now = shared.verifier.now();
-        let state = match Self::check_headers(&parts, &body, &shared, now) {
+        let mut stopwatch = Stopwatch::default();
+        let state = match stopwatch.time(|| Self::check_headers(&parts, &body, &shared, now)) {
             Err(rejection) => State::Rejected {
                 rejection,
+                stopwatch,
                 details: Box::new(RejectionDetails::from_headers(
                     rejection,
                     &parts.headers,
@@ -103,6 +107,7 @@ where
                         claims,
                         attempt,
                         inner,
+                        stopwatch,
                     },
                     body,
                 }
@@ -167,11 +172,10 @@ where
                     Err(_) => Rejection::BodyReadError,
                     Ok(body) => {
                         body_len = Some(body.len());
-                        let verified = (this.shared.verifier).check_request(
-                            &request.claims,
-                            &request.parts,
-                            &body,
-                        );
+                        let verifier = &this.shared.verifier;
+                        let verified = request.stopwatch.time(|| {
+                            verifier.check_request(&request.claims, &request.parts, &body)
+                        });
                         if let Err(rejection) = verified {
                             rejection
                         } else {
@@ -202,8 +206,17 @@ where
                             parts,
                             claims,
                             mut inner,
+                            stopwatch,
                             ..
                         } = request;
+                        #[cfg(feature = "metrics")]
+                        crate::metrics::accepted(
+                            this.shared.verifier.secrets(),
+                            &claims,
+                            stopwatch.spent(),
+                            body.len(),
+                        );
+                        let _ = stopwatch;
                         #[cfg(feature = "tracing")]
                         tracing::debug!(target: "vonage_secure_callbacks", api_key = claims.api_key(),
                             jti = claims.jti(), secret = %claims.secret(), "callback accepted");
@@ -252,30 +265,41 @@ where
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             };
-            let details = match this.state.as_mut().project() {
-                StateProj::Rejected { details, .. } => std::mem::take(&mut **details),
+            let (details, stopwatch) = match this.state.as_mut().project() {
+                StateProj::Rejected {
+                    details, stopwatch, ..
+                } => (std::mem::take(&mut **details), *stopwatch),
                 StateProj::LookingUp { request, .. } | StateProj::Buffering { request, .. } => {
-                    let now = request.attempt.now();
-                    RejectionDetails::from_verified(
+                    let details = RejectionDetails::from_verified(
                         &request.parts.headers,
                         &request.claims,
-                        now,
+                        request.attempt.now(),
                         body_len,
-                    )
+                    );
+                    (details, request.stopwatch)
                 }
                 StateProj::Reserving { request, body, .. } => {
-                    let now = request.attempt.now();
-                    let len = Some(body.len());
-                    RejectionDetails::from_verified(
+                    body_len = Some(body.len());
+                    let details = RejectionDetails::from_verified(
                         &request.parts.headers,
                         &request.claims,
-                        now,
-                        len,
-                    )
+                        request.attempt.now(),
+                        body_len,
+                    );
+                    (details, request.stopwatch)
                 }
-                _ => RejectionDetails::default(),
+                _ => (RejectionDetails::default(), Stopwatch::default()),
             };
             this.state.set(State::Done);
+            #[cfg(feature = "metrics")]
+            crate::metrics::refused(
+                this.shared.verifier.secrets(),
+                rejection,
+                details.api_key.as_deref(),
+                stopwatch.spent(),
+                body_len,
+            );
+            let _ = stopwatch;
             return Poll::Ready(Ok(reject(&*this.shared.on_rejection, rejection, details)));
         }
     }

@@ -33,6 +33,7 @@
 //!   fixed version (RUSTSEC-2023-0071); this crate never uses RSA, but a default dependency
 //!   tree with no advisory is simpler to audit.
 //! - `tracing`: an event naming the reason of each rejection (never the secret, token or body).
+//! - `metrics`: counters, histograms and gauges through the `metrics` facade; see [`metrics`].
 //! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests.
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
 //! - `axum`: [`VonageClaims`] is an axum extractor (also as `Option`); with `events`,
@@ -75,12 +76,15 @@ pub mod events;
 pub mod extract;
 mod future;
 mod layer;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod query;
 mod rejection;
 pub mod replay;
 mod secrets;
 mod service;
 mod shared;
+mod stopwatch;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 mod token;

@@ -119,7 +119,7 @@ impl std::error::Error for SecretError {}
 /// ```
 #[derive(Clone, Default)]
 pub struct Secrets {
-    projects: Arc<HashMap<Box<str>, Vec<Secret>>>,
+    projects: Arc<HashMap<Arc<str>, Vec<Secret>>>,
 }
 
 impl Secrets {
@@ -132,7 +132,7 @@ impl Secrets {
     pub fn project(mut self, api_key: impl Into<String>, secret: Secret) -> Self {
         let api_key: String = api_key.into();
         Arc::make_mut(&mut self.projects)
-            .entry(api_key.into_boxed_str())
+            .entry(Arc::from(api_key))
             .or_default()
             .push(secret);
         self
@@ -141,6 +141,12 @@ impl Secrets {
     /// The secrets configured for `api_key`, empty for an unknown key.
     pub fn secrets_for(&self, api_key: &str) -> &[Secret] {
         self.projects.get(api_key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The configured key equal to `api_key`, shared: a metric label without a copy.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn configured_key(&self, api_key: &str) -> Option<&Arc<str>> {
+        self.projects.get_key_value(api_key).map(|(key, _)| key)
     }
 
     /// The API keys that have secrets (API keys are not secrets).

@@ -462,7 +462,13 @@ impl ReplayStore for MemoryReplayStore {
     }
 
     fn reserve(&self, attempt: Attempt) -> Self::ReserveFuture {
-        ready(self.try_reserve(attempt))
+        let reservation = self.try_reserve(attempt);
+        #[cfg(feature = "metrics")]
+        {
+            let full = Duration::from_secs(self.inner.span.load(Ordering::Relaxed));
+            crate::metrics::store(self.len(), self.effective_window().unwrap_or(full));
+        }
+        ready(reservation)
     }
 
     fn settle(&self, lease: &Lease, outcome: Outcome) -> Self::SettleFuture {

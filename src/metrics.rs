@@ -1,0 +1,131 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`): install
+//! any recorder (Prometheus, StatsD, OpenTelemetry exporters) and these appear.
+//!
+//! | name | kind | labels | what |
+//! | --- | --- | --- | --- |
+//! | [`ACCEPTED`] | counter | `api_key`, `secret` | callbacks passed to the inner service |
+//! | [`REFUSED`] | counter | `reason`, `api_key` | callbacks refused, by [`Rejection::code`] |
+//! | [`VERIFICATION_SECONDS`] | histogram | `api_key` | CPU time spent verifying a callback |
+//! | [`BODY_BYTES`] | histogram | `api_key` | length of each body read |
+//! | [`STORE_ENTRIES`] | gauge | | `jti`s held by the in-memory replay store |
+//! | [`STORE_WINDOW_SECONDS`] | gauge | | how old a token that store still vouches for may be |
+//!
+//! - `api_key` is a configured API key, or `unknown` when the request's token named none of
+//!   them or could not be read: a forger cannot grow the number of series.
+//! - `secret` is the label of the secret that verified the callback
+//!   ([`Secret::labelled`](crate::Secret::labelled); `current` and `previous` from
+//!   [`Secrets::from_env`](crate::Secrets::from_env)), else its position (`0`, `1`, ...). When
+//!   rotating, wait until `secret="previous"` stops growing before removing that secret.
+//! - Verification time covers the checks of the headers, the token and the body's hash, not
+//!   waiting for the body or for the replay store; it is recorded for every callback, accepted
+//!   or refused. Body length is recorded for each body read (refusals from the headers alone
+//!   read none).
+//! - The store gauges are set by [`MemoryReplayStore`](crate::MemoryReplayStore) on each
+//!   reservation; the window is the full retention until the store has had to shrink it. A
+//!   process normally has one such store ([`MemoryReplayStore::shared`](crate::MemoryReplayStore::shared)).
+//!   Redis reports its own size (`INFO keyspace`).
+//!
+//! Call [`describe`] once after installing the recorder to give each metric its unit and help
+//! text. Without the feature none of this is compiled in.
+//!
+//! [`Rejection::code`]: crate::Rejection::code
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::metrics::SharedString;
+
+use crate::claims::{SecretUsed, VonageClaims};
+use crate::rejection::Rejection;
+use crate::secrets::Secrets;
+
+/// Counter of accepted callbacks; labels `api_key`, `secret`.
+pub const ACCEPTED: &str = "vonage_callbacks_accepted_total";
+/// Counter of refused callbacks; labels `reason`, `api_key`.
+pub const REFUSED: &str = "vonage_callbacks_refused_total";
+/// Histogram of verification time, in seconds; label `api_key`.
+pub const VERIFICATION_SECONDS: &str = "vonage_callback_verification_seconds";
+/// Histogram of body lengths, in bytes; label `api_key`.
+pub const BODY_BYTES: &str = "vonage_callback_body_bytes";
+/// Gauge of the in-memory replay store's entries.
+pub const STORE_ENTRIES: &str = "vonage_replay_store_entries";
+/// Gauge of the in-memory replay store's effective window, in seconds.
+pub const STORE_WINDOW_SECONDS: &str = "vonage_replay_store_window_seconds";
+
+/// The `api_key` label of a token that named no configured key.
+pub const UNKNOWN_API_KEY: &str = "unknown";
+
+/// Registers each metric's unit and description with the installed recorder.
+pub fn describe() {
+    use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        ACCEPTED,
+        Unit::Count,
+        "Vonage callbacks verified and passed on"
+    );
+    describe_counter!(REFUSED, Unit::Count, "Vonage callbacks refused, by reason");
+    describe_histogram!(
+        VERIFICATION_SECONDS,
+        Unit::Seconds,
+        "Time spent verifying a Vonage callback's token and payload hash"
+    );
+    describe_histogram!(BODY_BYTES, Unit::Bytes, "Length of Vonage callback bodies");
+    describe_gauge!(
+        STORE_ENTRIES,
+        Unit::Count,
+        "jti values held by the replay store"
+    );
+    describe_gauge!(
+        STORE_WINDOW_SECONDS,
+        Unit::Seconds,
+        "How old a token the in-memory replay store still vouches for may be"
+    );
+}
+
+/// The label for `api_key`: the configured key (shared, not copied), else [`UNKNOWN_API_KEY`].
+fn api_key_label(secrets: &Secrets, api_key: Option<&str>) -> SharedString {
+    match api_key.and_then(|key| secrets.configured_key(key)) {
+        Some(key) => SharedString::from(Arc::clone(key)),
+        None => SharedString::const_str(UNKNOWN_API_KEY),
+    }
+}
+
+/// The `secret` label: the secret's label, else its position.
+fn secret_label(secret: &SecretUsed) -> SharedString {
+    const POSITIONS: [&str; 4] = ["0", "1", "2", "3"];
+    match (secret.label_arc(), POSITIONS.get(secret.index())) {
+        (Some(label), _) => SharedString::from(Arc::clone(label)),
+        (None, Some(position)) => SharedString::const_str(position),
+        (None, None) => SharedString::from(secret.index().to_string()),
+    }
+}
+
+pub(crate) fn accepted(secrets: &Secrets, claims: &VonageClaims, spent: Duration, body_len: usize) {
+    let api_key = api_key_label(secrets, Some(claims.api_key()));
+    let secret = secret_label(claims.secret());
+    ::metrics::counter!(ACCEPTED, "api_key" => api_key.clone(), "secret" => secret).increment(1);
+    ::metrics::histogram!(VERIFICATION_SECONDS, "api_key" => api_key.clone())
+        .record(spent.as_secs_f64());
+    ::metrics::histogram!(BODY_BYTES, "api_key" => api_key).record(body_len as f64);
+}
+
+pub(crate) fn refused(
+    secrets: &Secrets,
+    rejection: Rejection,
+    api_key: Option<&str>,
+    spent: Duration,
+    body_len: Option<usize>,
+) {
+    let api_key = api_key_label(secrets, api_key);
+    ::metrics::histogram!(VERIFICATION_SECONDS, "api_key" => api_key.clone())
+        .record(spent.as_secs_f64());
+    if let Some(len) = body_len {
+        ::metrics::histogram!(BODY_BYTES, "api_key" => api_key.clone()).record(len as f64);
+    }
+    ::metrics::counter!(REFUSED, "reason" => rejection.code(), "api_key" => api_key).increment(1);
+}
+
+pub(crate) fn store(entries: usize, window: Duration) {
+    ::metrics::gauge!(STORE_ENTRIES).set(entries as f64);
+    ::metrics::gauge!(STORE_WINDOW_SECONDS).set(window.as_secs_f64());
+}

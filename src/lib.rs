@@ -38,6 +38,8 @@
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
 //! - `axum`: [`VonageClaims`] is an axum extractor (also as `Option`); with `events`,
 //!   [`extract::VideoCallback`] extracts the claims and the typed event.
+//! - `cli`: the `vonage-callbacks` command: `verify` explains a refused callback, `sign` signs
+//!   a body, `send` sends a signed sample Video event.
 //! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances;
 //!   `redis-cluster` for a Redis Cluster, `redis-tls` for `rediss://` (rustls).
 //!

@@ -8,6 +8,8 @@
 mod common;
 
 mod chaos;
+#[cfg(feature = "cli")]
+mod cli;
 mod events;
 mod example_server;
 mod fuzz_regressions;

@@ -1,0 +1,306 @@
+//! The `vonage-callbacks` command (feature `cli`), run as a user runs it: the built binary
+//! against the example server over loopback, its checklist on tampered and mis-signed callbacks.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::common::example::{address, run_printed_curl, start};
+
+const API_KEY: &str = "47123456";
+const SECRET: &str = "cli-test-project-signature-secret-0001";
+const OTHER_SECRET: &str = "cli-test-a-rotated-away-old-secret-0002";
+
+/// The command with this test's project in its environment and nothing else Vonage.
+fn cli(secret: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vonage-callbacks"));
+    cmd.env_remove("VONAGE_SIGNATURE_SECRET_PREVIOUS")
+        .env("VONAGE_API_KEY", API_KEY)
+        .env("VONAGE_SIGNATURE_SECRET", secret)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    assert!(
+        !text.contains(SECRET) && !text.contains(OTHER_SECRET),
+        "{text}"
+    );
+    (status.code().unwrap(), text)
+}
+
+/// A directory of its own under the target directory, emptied.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/video/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(path).unwrap()
+}
+
+/// The first failed check's line, and the verdict's code.
+fn first_failure_and_verdict(out: &str) -> (Option<String>, String) {
+    let failed = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("FAIL"))
+        .map(str::to_owned);
+    let verdict = out
+        .lines()
+        .find_map(|l| l.strip_prefix("verdict: "))
+        .expect("a verdict line")
+        .to_owned();
+    assert!(!out.contains("note: the first failed check"), "{out}");
+    (failed, verdict)
+}
+
+#[test]
+fn every_sample_event_sent_to_the_example_server_is_accepted() {
+    let env = [
+        ("VONAGE_API_KEY", API_KEY),
+        ("VONAGE_SIGNATURE_SECRET", SECRET),
+    ];
+    let (_server, lines) = start(&env);
+    let url = format!("http://{}/vonage/video", address(&lines));
+
+    let (code, list) = run(cli(SECRET).args(["send", "--list"]));
+    assert_eq!(code, 0);
+    let events: Vec<&str> = list.lines().collect();
+    for family in [
+        "session",
+        "archive",
+        "sip_call",
+        "render",
+        "broadcast",
+        "captions",
+    ] {
+        assert!(
+            events.iter().any(|e| e.starts_with(family)),
+            "{family}: {events:?}"
+        );
+    }
+    for event in &events {
+        let (code, out) = run(cli(SECRET).args(["send", event, &url]));
+        assert_eq!(code, 0, "{event}: {out}");
+        assert!(
+            out.contains("200 OK") && out.contains("\"jti\""),
+            "{event}: {out}"
+        );
+    }
+    // The wrong secret: the server refuses it, and so does the command's exit status.
+    let (code, out) = run(cli(OTHER_SECRET).args(["send", "archive_started", &url]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bad_signature"), "{out}");
+    let (code, out) = run(cli(SECRET).args(["send", "no_such_event", &url]));
+    assert_eq!(code, 2, "{out}");
+}
+
+#[test]
+fn a_signed_body_and_the_printed_curl_command_are_accepted() {
+    let env = [
+        ("VONAGE_API_KEY", API_KEY),
+        ("VONAGE_SIGNATURE_SECRET", SECRET),
+    ];
+    let (_server, lines) = start(&env);
+    let url = format!("http://{}/vonage/archive", address(&lines));
+    let dir = scratch("cli-sign");
+    let body = dir.join("it's a body.json");
+    std::fs::write(&body, sample("archive_started")).unwrap();
+
+    // From a file (whose name needs quoting).
+    let body_arg = body.to_str().unwrap();
+    let (code, curl) = run(cli(SECRET).args(["sign", "--body", body_arg, "--curl", &url]));
+    assert_eq!(code, 0, "{curl}");
+    let reply = run_printed_curl(curl.trim());
+    assert!(reply.ends_with("\n200"), "{reply}");
+    // The same command again is a replay, refused.
+    assert!(run_printed_curl(curl.trim()).ends_with("\n409"));
+
+    // From standard input, with a quote in the body.
+    let mut child = cli(SECRET)
+        .args(["sign", "--curl", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"note":"it's signed"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let reply = run_printed_curl(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(reply.ends_with("\n200"), "{reply}");
+
+    // The bare token verifies against the body it was made for.
+    let (code, token) = run(cli(SECRET).args(["sign", "--body", body_arg]));
+    assert_eq!(code, 0);
+    let (code, out) = run(cli(SECRET).args(["verify", token.trim(), "--body", body_arg]));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("verdict: accepted") && !out.contains("FAIL"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_names_the_failed_check_and_its_cause() {
+    let dir = scratch("cli-verify");
+    let body = dir.join("body.json");
+    std::fs::write(&body, sample("archive_started")).unwrap();
+    let body_arg = body.to_str().unwrap();
+    let (_, token) = run(cli(SECRET).args(["sign", "--body", body_arg, "--iat", "1800000000"]));
+    let header = format!("Authorization: Bearer {}", token.trim());
+    let verify = |secret: &str, body: &Path, now: &str| {
+        run(cli(secret).args([
+            "verify",
+            &header,
+            "--body",
+            body.to_str().unwrap(),
+            "--now",
+            now,
+        ]))
+    };
+    let at_issue = "1800000060";
+
+    // A tampered body: the payload hash, with both hashes and the body's length.
+    let tampered = dir.join("tampered.json");
+    let text = String::from_utf8(sample("archive_started")).unwrap();
+    std::fs::write(&tampered, text.replace("started", "stopped")).unwrap();
+    let (code, out) = verify(SECRET, &tampered, at_issue);
+    assert_eq!(code, 1, "{out}");
+    let (failed, verdict) = first_failure_and_verdict(&out);
+    let failed = failed.unwrap();
+    assert!(
+        failed.contains("payload_hash") && failed.contains("body bytes hash to"),
+        "{out}"
+    );
+    assert!(out.contains("ok    signature"), "{out}");
+    assert!(
+        verdict.starts_with("refused: payload_hash_mismatch"),
+        "{out}"
+    );
+
+    // The same body with a line ending added: the hint says so.
+    let with_newline = dir.join("newline.json");
+    std::fs::write(&with_newline, format!("{text}\n")).unwrap();
+    let (_, out) = verify(SECRET, &with_newline, at_issue);
+    assert!(out.contains("without its final newline matches"), "{out}");
+
+    // Gzip on the way.
+    let gzipped = dir.join("body.json.gz");
+    std::fs::write(&gzipped, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0]).unwrap();
+    let (_, out) = verify(SECRET, &gzipped, at_issue);
+    assert!(out.contains("gzip-compressed"), "{out}");
+
+    // The wrong secret: the signature, how many secrets were tried.
+    let (code, out) = verify(OTHER_SECRET, &body, at_issue);
+    assert_eq!(code, 1, "{out}");
+    let (failed, verdict) = first_failure_and_verdict(&out);
+    assert!(failed.unwrap().contains("none of the 1 secret(s)"), "{out}");
+    assert!(verdict.starts_with("refused: bad_signature"), "{out}");
+
+    // During a rotation both secrets are tried, and the one that verified is named.
+    let (code, out) = run(cli(OTHER_SECRET)
+        .env("VONAGE_SIGNATURE_SECRET_PREVIOUS", SECRET)
+        .args(["verify", &header, "--body", body_arg, "--now", at_issue]));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("2 secret(s)") && out.contains("secret previous"),
+        "{out}"
+    );
+
+    // Time: the offset, both ways, and the library agrees with the checklist each time.
+    for (now, code, reason, offset) in [
+        ("1800090000", 1, "stale_token", "issued 90000 s before now"),
+        (
+            "1799999000",
+            1,
+            "token_from_future",
+            "issued -1000 s before now",
+        ),
+        (at_issue, 0, "", "issued 60 s before now"),
+    ] {
+        let (got, out) = verify(SECRET, &body, now);
+        assert_eq!(got, code, "{out}");
+        assert!(out.contains(offset), "{out}");
+        let (_, verdict) = first_failure_and_verdict(&out);
+        assert!(verdict.contains(reason), "{out}");
+    }
+
+    // Another project's key, and something that is not a token.
+    let (code, out) = run(cli(SECRET).args([
+        "verify",
+        &header,
+        "--body",
+        body_arg,
+        "--now",
+        at_issue,
+        "--api-key",
+        "9999",
+    ]));
+    assert_eq!(code, 1);
+    let (failed, verdict) = first_failure_and_verdict(&out);
+    assert!(
+        failed.unwrap().contains(r#"(configured: ["9999"])"#),
+        "{out}"
+    );
+    assert!(verdict.starts_with("refused: unknown_api_key"), "{out}");
+    let (code, out) = run(cli(SECRET).args(["verify", "Bearer not-a-jwt", "--body", body_arg]));
+    assert_eq!(code, 1);
+    assert!(first_failure_and_verdict(&out)
+        .1
+        .starts_with("refused: malformed_token"));
+}
+
+#[test]
+fn secrets_come_from_the_environment_or_a_file_never_the_command_line() {
+    let (code, out) = run(cli(SECRET).args(["sign", "--secret", SECRET]));
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = run(cli(SECRET)
+        .env_remove("VONAGE_SIGNATURE_SECRET")
+        .args(["sign"]));
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("VONAGE_SIGNATURE_SECRET or give --secret-file"),
+        "{out}"
+    );
+
+    let dir = scratch("cli-secret-file");
+    let (secret_file, body) = (dir.join("2026-11"), dir.join("body.json"));
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    std::fs::write(&body, b"{}").unwrap();
+    let files = [
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+        "--body",
+        body.to_str().unwrap(),
+    ];
+    let mut sign = cli(OTHER_SECRET);
+    sign.env_remove("VONAGE_API_KEY")
+        .args(["sign", "--api-key", API_KEY])
+        .args(files);
+    let (code, token) = run(&mut sign);
+    assert_eq!(code, 0, "{token}");
+    let (code, out) = run(cli(OTHER_SECRET).args(["verify", token.trim()]).args(files));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verified by secret 2026-11"), "{out}");
+}

@@ -19,14 +19,14 @@ fn bench(c: &mut Criterion) {
         let body = body(len);
         let token = token(&body);
         assert!(verifier.verify_token(&token, &body).is_ok());
-        assert!(reference(&token, &body, SECRET.as_bytes()));
+        assert!(reference(&token, &body, SECRET.as_bytes(), NOW));
         assert!(naive(&token, &body, SECRET.as_bytes()));
         group.throughput(Throughput::Bytes(len as u64));
         group.bench_with_input(BenchmarkId::new("crate", name), &(), |b, _| {
             b.iter(|| verifier.verify_token(black_box(&token), black_box(&body)))
         });
         group.bench_with_input(BenchmarkId::new("reference", name), &(), |b, _| {
-            b.iter(|| reference(black_box(&token), black_box(&body), SECRET.as_bytes()))
+            b.iter(|| reference(black_box(&token), black_box(&body), SECRET.as_bytes(), NOW))
         });
         group.bench_with_input(BenchmarkId::new("naive", name), &(), |b, _| {
             b.iter(|| naive(black_box(&token), black_box(&body), SECRET.as_bytes()))

@@ -21,6 +21,7 @@ pin_project! {
         body: Limited<B>,
         first: Option<Bytes>,
         joined: Option<BytesMut>,
+        limit: usize,
     }
 }
 
@@ -30,6 +31,7 @@ impl<B> Buffered<B> {
             body: Limited::new(body, limit),
             first: None,
             joined: None,
+            limit,
         }
     }
 }
@@ -58,7 +60,12 @@ where
             if let Some(joined) = this.joined.as_mut() {
                 joined.put(data);
             } else if let Some(first) = this.first.take() {
-                let mut joined = BytesMut::with_capacity(first.len() + data.remaining());
+                // Room for what the body says is still to come (a Content-Length), so that
+                // joining copies each byte once instead of again at every growth.
+                let so_far = first.len() + data.remaining();
+                let to_come = usize::try_from(this.body.size_hint().lower()).unwrap_or(usize::MAX);
+                let capacity = so_far.saturating_add(to_come).min(*this.limit).max(so_far);
+                let mut joined = BytesMut::with_capacity(capacity);
                 joined.put(first);
                 joined.put(data);
                 *this.joined = Some(joined);
@@ -100,6 +107,46 @@ mod tests {
         let data = Bytes::from(vec![7u8; 100]);
         let out = Buffered::new(Full::new(data.clone()), 100).await.unwrap();
         assert_eq!(out.as_ptr(), data.as_ptr());
+    }
+
+    /// Chunks that declare their total length, as a body with a Content-Length does.
+    struct Declared(Chunks, u64);
+
+    impl Body for Declared {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            let frame = Pin::new(&mut self.0).poll_frame(cx);
+            if let Poll::Ready(Some(Ok(f))) = &frame {
+                self.1 -= f.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            frame
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.1)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_is_reserved_once() {
+        static CHUNK: [u8; 1000] = [1; 1000];
+        let body = Declared(Chunks(vec![&CHUNK; 10]), 10_000);
+        let mut buffered = std::pin::pin!(Buffered::new(body, 20_000));
+        let waker = std::task::Waker::noop();
+        let out = std::future::Future::poll(buffered.as_mut(), &mut Context::from_waker(waker));
+        let Poll::Ready(Ok(out)) = out else {
+            panic!("ready at once")
+        };
+        assert_eq!(out.len(), 10_000);
+        // The buffer never grew: it was made for the whole declared length.
+        let mut joined = BytesMut::from(out);
+        assert_eq!(joined.capacity(), 10_000);
+        joined.clear();
     }
 
     #[tokio::test]

@@ -77,6 +77,7 @@ pub mod events;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod future;
+mod keyed;
 mod layer;
 #[cfg(feature = "metrics")]
 pub mod metrics;

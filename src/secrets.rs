@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use jsonwebtoken::DecodingKey;
@@ -19,6 +20,8 @@ pub struct Secret {
     // jsonwebtoken's key type zeroizes its bytes on drop and redacts its own Debug.
     key: DecodingKey,
     label: Option<Arc<str>>,
+    /// Unique to this secret and its clones: the key of its per-thread keyed verifier.
+    id: u64,
 }
 
 impl Secret {
@@ -39,8 +42,13 @@ impl Secret {
 
     /// Any non-empty secret; length policy is the caller's business.
     pub(crate) fn new_unchecked(secret: &[u8]) -> Result<Self, SecretError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         DecodingKey::from_secret(secret)
-            .map(|key| Self { key, label: None })
+            .map(|key| Self {
+                key,
+                label: None,
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            })
             .map_err(|_| SecretError::TooShort { len: 0 })
     }
 
@@ -66,6 +74,10 @@ impl Secret {
 
     pub(crate) fn key(&self) -> &DecodingKey {
         &self.key
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 }
 

@@ -10,7 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::HeaderValue;
 use jsonwebtoken::crypto::CryptoProvider;
-use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
 use crate::claims::VonageClaims;
@@ -129,12 +128,7 @@ impl<'a> UnverifiedToken<'a> {
     /// True when the HMAC-SHA256 of the signing input under `secret` equals the signature.
     /// The backend compares in constant time.
     pub(crate) fn signed_by(&self, secret: &Secret) -> bool {
-        let Ok(verifier) = (PROVIDER.verifier_factory)(&Algorithm::HS256, secret.key()) else {
-            return false;
-        };
-        verifier
-            .verify(self.signing_input, &self.signature.to_vec())
-            .is_ok()
+        crate::keyed::verify(secret, self.signing_input, &self.signature)
     }
 }
 

@@ -1,118 +1,31 @@
-//! End-to-end load over loopback: a bare axum route, the same route behind
-//! `SecureCallbackLayer`, and behind a naive `from_fn` middleware (to_bytes + jsonwebtoken +
-//! sha2, request rebuilt), run in turn A/B/C/A/B/C with 2 KiB bodies over 32 connections. A
-//! fourth route, bare but reading its body, shows what reading a body costs by itself.
-//! Each request carries its own token, signed before the timed run.
-//!
-//! ```text
-//! cargo run --release --example load -- --seconds 3
-//! ```
-//!
-//! Options: `--seconds N` per run (default 3), `--requests N` at most per run (default
-//! 200000), `--connections N` (default 32), `--rounds N` (default 3). The last line is
-//! `layer/bare=X layer/naive=Y`: the medians over the rounds of each round's throughput ratio
-//! (runs next to each other in time, so that the machine's drift cancels out).
+//! Throughput mode: every route served in this process, 32 client connections from this process
+//! too, runs in turn; ratios of requests per second.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::{MemoryReplayStore, Secret, Secrets, SecureCallbackLayer};
+use vonage_secure_callbacks::{MemoryReplayStore, SecureCallbackLayer};
 
-const API_KEY: &str = "a1b2c3d4";
-const SECRET: &str = "load-test-signature-secret-load-test-0001";
+use crate::routes::{body, naive, no_content, read_body, secrets, API_KEY, SECRET};
+use crate::Options;
+
 const BODY_LEN: usize = 2048;
 
-struct Options {
+/// How many requests and seconds a run may take.
+struct Limits {
     seconds: u64,
     requests: usize,
     connections: usize,
-    rounds: usize,
-}
-
-fn options() -> Options {
-    let mut o = Options {
-        seconds: 3,
-        requests: 200_000,
-        connections: 32,
-        rounds: 3,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        let value = pair.get(1).and_then(|v| v.parse().ok());
-        match (pair[0].as_str(), value) {
-            ("--seconds", Some(v)) => o.seconds = v,
-            ("--requests", Some(v)) => o.requests = v as usize,
-            ("--connections", Some(v)) => o.connections = v as usize,
-            ("--rounds", Some(v)) => o.rounds = (v as usize).max(1),
-            _ => panic!("usage: load [--seconds N] [--requests N] [--connections N] [--rounds N]"),
-        }
-    }
-    o
-}
-
-async fn no_content() -> StatusCode {
-    StatusCode::NO_CONTENT
-}
-
-/// The bare route, but reading the body: what any body-consuming handler pays in hyper and axum.
-async fn read_body(body: Bytes) -> StatusCode {
-    drop(body);
-    StatusCode::NO_CONTENT
-}
-
-#[derive(Deserialize, Clone)]
-struct NaiveClaims {
-    payload_hash: String,
-    api_key: String,
-}
-
-/// The middleware people write by hand: read the body, `jsonwebtoken::decode`, hex-compare the
-/// hash, rebuild the request.
-async fn naive(request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let token = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = token else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    let Ok(data) = jsonwebtoken::decode::<NaiveClaims>(token, &key, &validation) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let hex: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if hex != data.claims.payload_hash || data.claims.api_key != API_KEY {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let mut request = Request::from_parts(parts, Body::from(bytes));
-    request.extensions_mut().insert(data.claims);
-    next.run(request).await
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -130,7 +43,7 @@ struct Run {
 
 /// Sends the pre-signed requests over `connections` connections until they run out or time is
 /// up; every answer must be 204.
-async fn run(addr: SocketAddr, auths: Arc<Vec<String>>, body: Bytes, o: &Options) -> Run {
+async fn run_one(addr: SocketAddr, auths: Arc<Vec<String>>, body: Bytes, o: &Limits) -> Run {
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
     let start = Instant::now();
@@ -180,25 +93,19 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
-#[tokio::main]
-async fn main() {
-    // The naive middleware uses jsonwebtoken's process-wide backend: name it, as a careful
-    // user must when a build has both.
-    #[cfg(feature = "aws_lc_rs")]
-    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-    );
-    #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
-    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
-    );
-    let o = options();
-    let body = Bytes::from({
-        let mut b = br#"{"sessionId":"2_MX4xMDB-fn4","event":"connectionCreated","pad":""#.to_vec();
-        b.resize(BODY_LEN - 2, b'x');
-        b.extend_from_slice(br#""}"#);
-        b
-    });
+pub fn run(options: &Options) {
+    tokio::runtime::Runtime::new().unwrap().block_on(measure(
+        Limits {
+            seconds: options.seconds,
+            requests: options.requests.unwrap_or(200_000),
+            connections: options.connections,
+        },
+        options.rounds.unwrap_or(3),
+    ));
+}
+
+async fn measure(o: Limits, rounds: usize) {
+    let body = body(BODY_LEN);
     let signer = CallbackSigner::new(API_KEY, SECRET);
     let sign = |n: usize| -> Arc<Vec<String>> {
         Arc::new((0..n).map(|_| signer.authorization(&body)).collect())
@@ -206,10 +113,8 @@ async fn main() {
 
     let route = || Router::new().route("/cb", post(no_content));
     // Room for every token of every round, with slack for uneven shards.
-    let store = MemoryReplayStore::with_capacity(2 * o.requests * o.rounds);
-    let layer =
-        SecureCallbackLayer::new(Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()))
-            .replay_store(store);
+    let store = MemoryReplayStore::with_capacity(2 * o.requests * rounds);
+    let layer = SecureCallbackLayer::new(secrets()).replay_store(store);
     let servers = [
         ("bare", serve(route()).await),
         ("layer", serve(route().layer(layer)).await),
@@ -230,7 +135,7 @@ async fn main() {
     let shared_auths = sign(o.requests);
     let mut totals: [(usize, Duration, Vec<u32>); 4] = Default::default();
     let mut ratios: Vec<[f64; 4]> = Vec::new();
-    for round in 0..o.rounds {
+    for round in 0..rounds {
         let mut rps = [0.0; 4];
         for (i, (name, addr)) in servers.iter().enumerate() {
             // The layer refuses replays: it gets tokens never sent before.
@@ -239,7 +144,7 @@ async fn main() {
             } else {
                 shared_auths.clone()
             };
-            let mut r = run(*addr, auths, body.clone(), &o).await;
+            let mut r = run_one(*addr, auths, body.clone(), &o).await;
             r.latencies_us.sort_unstable();
             rps[i] = r.requests as f64 / r.elapsed.as_secs_f64();
             println!(

@@ -216,6 +216,12 @@ fn verify_names_the_failed_check_and_its_cause() {
     assert_eq!(code, 1, "{out}");
     let (failed, verdict) = first_failure_and_verdict(&out);
     assert!(failed.unwrap().contains("none of the 1 secret(s)"), "{out}");
+    // What the token claims after a bad signature is shown, and marked as unverified.
+    let hash_line = out.lines().find(|l| l.contains("payload_hash")).unwrap();
+    assert!(
+        hash_line.ends_with("body bytes matches (unverified claim)"),
+        "{out}"
+    );
     assert!(verdict.starts_with("refused: bad_signature"), "{out}");
 
     // During a rotation both secrets are tried, and the one that verified is named.

@@ -179,7 +179,7 @@ fn check(list: &mut Checklist, token: &str, secrets: &Secrets, now: u64, body: &
         .iter()
         .position(|secret| verify_signature(token, secret).is_ok());
     // After a bad signature the claims below are what an unverified token says.
-    let claimed = if verified.is_some() {
+    let unverified = if verified.is_some() {
         ""
     } else {
         " (unverified claim)"
@@ -203,7 +203,7 @@ fn check(list: &mut Checklist, token: &str, secrets: &Secrets, now: u64, body: &
 
     let iss = text("iss").unwrap_or_default();
     if iss == DEFAULT_ISSUER {
-        list.pass("issuer", &format!("{iss:?}{claimed}"));
+        list.pass("issuer", &format!("{iss:?}{unverified}"));
     } else {
         list.fail(
             Rejection::BadIssuer,
@@ -224,7 +224,7 @@ fn check(list: &mut Checklist, token: &str, secrets: &Secrets, now: u64, body: &
             let age = now as i64 - iat as i64;
             let (skew, max) = (DEFAULT_CLOCK_SKEW.as_secs(), DEFAULT_MAX_AGE.as_secs());
             let facts =
-                format!("issued {age} s before now (allowed: -{skew} s to {max} s){claimed}");
+                format!("issued {age} s before now (allowed: -{skew} s to {max} s){unverified}");
             if iat > now.saturating_add(skew) {
                 list.fail(
                     Rejection::TokenFromFuture,
@@ -258,7 +258,10 @@ fn check(list: &mut Checklist, token: &str, secrets: &Secrets, now: u64, body: &
         ),
         Some(claimed) if claimed == actual => list.pass(
             "payload_hash",
-            &format!("SHA-256 of the {} body bytes matches{claimed}", body.len()),
+            &format!(
+                "SHA-256 of the {} body bytes matches{unverified}",
+                body.len()
+            ),
         ),
         Some(claimed) => list.fail(
             Rejection::PayloadHashMismatch,

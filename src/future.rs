@@ -147,6 +147,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let mut body_len = None;
+        let mut delivered_at = None;
         loop {
             // Each arm polls the state's future; once it is ready, `project_replace` moves the
             // state's other fields out by value for the next state.
@@ -163,7 +164,10 @@ where
                         this.state.set(State::Buffering { body, request });
                         continue;
                     }
-                    Ok(Lookup::Delivered) => Rejection::ReplayedToken,
+                    Ok(Lookup::Delivered { at }) => {
+                        delivered_at = at;
+                        Rejection::ReplayedToken
+                    }
                     Ok(Lookup::OutsideWindow) => Rejection::ReplayWindowExceeded,
                     Err(err) => store_failed(&err),
                 },
@@ -227,7 +231,10 @@ where
                         continue;
                     }
                     Ok(Reservation::InFlight) => Rejection::DuplicateInFlight,
-                    Ok(Reservation::AlreadyDone) => Rejection::ReplayedToken,
+                    Ok(Reservation::AlreadyDone { at }) => {
+                        delivered_at = at;
+                        Rejection::ReplayedToken
+                    }
                     Ok(Reservation::OutsideWindow) => Rejection::ReplayWindowExceeded,
                     Err(err) => store_failed(&err),
                 },
@@ -265,7 +272,7 @@ where
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             };
-            let (details, stopwatch) = match this.state.as_mut().project() {
+            let (mut details, stopwatch) = match this.state.as_mut().project() {
                 StateProj::Rejected {
                     details, stopwatch, ..
                 } => (std::mem::take(&mut **details), *stopwatch),
@@ -290,6 +297,7 @@ where
                 }
                 _ => (RejectionDetails::default(), Stopwatch::default()),
             };
+            details.delivered_at = delivered_at;
             this.state.set(State::Done);
             #[cfg(feature = "metrics")]
             crate::metrics::refused(
@@ -338,6 +346,7 @@ fn log_rejection(rejection: Rejection, d: &RejectionDetails) {
                 reason = rejection.code(),
                 api_key = d.api_key.as_deref(),
                 jti = d.jti.as_deref(),
+                delivered_at = d.delivered_at,
                 iat_offset_secs = d.iat_offset_secs,
                 secrets_tried = d.secrets_tried,
                 configured_api_keys = ?d.configured_api_keys,

@@ -122,12 +122,20 @@ impl Hasher for PassThroughHasher {
     }
 }
 
-/// 16 bytes: in flight while `owner` is nonzero (until `stamp`), else delivered (`stamp` = `iat`).
+/// 16 bytes. In flight while `owner` is nonzero, until `stamp`. Delivered when `owner` is zero:
+/// the low bits of `stamp` are the token's `iat`, the high bits how many seconds after it the
+/// delivery was recorded, plus one (zero: not known).
 #[derive(Clone, Copy)]
 struct Entry {
     stamp: u64,
     owner: u64,
 }
+
+const IAT_BITS: u32 = 40;
+const IAT_MASK: u64 = (1 << IAT_BITS) - 1;
+/// Deliveries recorded up to about 194 days after their `iat` keep their time; later ones (only
+/// with a max age that long) are remembered without it.
+const AFTER_MAX: u64 = (1 << (64 - IAT_BITS)) - 1;
 
 impl Entry {
     fn in_flight(lease: &Lease, deadline: u64) -> Self {
@@ -137,9 +145,15 @@ impl Entry {
         }
     }
 
-    fn delivered(iat: u64) -> Self {
+    /// Delivered at `at`: both are kept (an `iat` beyond year 36 000 is clamped).
+    fn delivered(iat: u64, at: u64) -> Self {
+        let iat = iat.min(IAT_MASK);
+        let after = match at.checked_sub(iat) {
+            Some(after) if after < AFTER_MAX => after + 1,
+            _ => 0,
+        };
         Self {
-            stamp: iat,
+            stamp: iat | (after << IAT_BITS),
             owner: 0,
         }
     }
@@ -148,11 +162,24 @@ impl Entry {
         self.owner == 0
     }
 
+    /// The `iat` of a delivered entry.
+    fn iat(self) -> u64 {
+        self.stamp & IAT_MASK
+    }
+
+    /// When a delivered entry's delivery was recorded, if known.
+    fn delivered_at(self) -> Option<u64> {
+        match self.stamp >> IAT_BITS {
+            0 => None,
+            after => Some(self.iat() + after - 1),
+        }
+    }
+
     /// Droppable at `now`: a delivered token that is stale by now, or a reservation whose handler
     /// outlived the in-flight TTL.
     fn expired(self, now: u64, span: u64) -> bool {
         if self.is_delivered() {
-            self.stamp.saturating_add(span) <= now
+            self.iat().saturating_add(span) <= now
         } else {
             self.stamp <= now
         }
@@ -289,7 +316,9 @@ impl MemoryReplayStore {
         let fp = Self::fingerprint(attempt.key());
         let span = self.inner.span.load(Ordering::Relaxed);
         match self.lock(Self::shard_of(fp)).get(&fp) {
-            Some(e) if e.is_delivered() && !e.expired(attempt.now(), span) => Lookup::Delivered,
+            Some(e) if e.is_delivered() && !e.expired(attempt.now(), span) => Lookup::Delivered {
+                at: e.delivered_at(),
+            },
             _ => Lookup::Unknown,
         }
     }
@@ -312,7 +341,9 @@ impl MemoryReplayStore {
                         let entry = occupied.get_mut();
                         if !entry.expired(now, span) {
                             return Ok(if entry.is_delivered() {
-                                Reservation::AlreadyDone
+                                Reservation::AlreadyDone {
+                                    at: entry.delivered_at(),
+                                }
                             } else {
                                 Reservation::InFlight
                             });
@@ -363,7 +394,7 @@ impl MemoryReplayStore {
                 if entry.expired(now, span) {
                     expired += 1;
                 } else if entry.is_delivered() {
-                    iats.push(entry.stamp);
+                    iats.push(entry.iat());
                 }
             }
         }
@@ -392,7 +423,7 @@ impl MemoryReplayStore {
             let mut map = self.lock(shard);
             let before = map.len();
             map.retain(|_, e| {
-                !(e.expired(now, span) || e.is_delivered() && floor > 0 && e.stamp <= floor)
+                !(e.expired(now, span) || e.is_delivered() && floor > 0 && e.iat() <= floor)
             });
             freed += before - map.len();
         }
@@ -431,18 +462,22 @@ impl MemoryReplayStore {
         match (outcome, map.entry(fp)) {
             // Delivered wins over whatever holds the key now: it is never forgotten early.
             (Outcome::Delivered, MapEntry::Occupied(mut occupied)) => {
-                *occupied.get_mut() = Entry::delivered(lease.attempt().iat());
+                *occupied.get_mut() =
+                    Entry::delivered(lease.attempt().iat(), lease.attempt().now());
             }
             // Dropped while this handler ran past its TTL: remember it all the same, even one
             // over capacity (bounded by the reservations in flight).
             (Outcome::Delivered, MapEntry::Vacant(vacant)) => {
                 if !self.below_floor(lease.attempt().iat()) {
-                    vacant.insert(Entry::delivered(lease.attempt().iat()));
+                    vacant.insert(Entry::delivered(
+                        lease.attempt().iat(),
+                        lease.attempt().now(),
+                    ));
                     self.inner.len.fetch_add(1, Ordering::AcqRel);
                 }
             }
             (Outcome::NotDelivered, MapEntry::Occupied(occupied))
-                if occupied.get().owner == lease.owner() =>
+                if !occupied.get().is_delivered() && occupied.get().owner == lease.owner() =>
             {
                 occupied.remove();
                 self.inner.len.fetch_sub(1, Ordering::AcqRel);
@@ -534,6 +569,11 @@ mod tests {
         }
     }
 
+    /// Refused as delivered, the delivery recorded at `at`.
+    fn done(at: u64) -> Reservation {
+        Reservation::AlreadyDone { at: Some(at) }
+    }
+
     fn deliver(s: &MemoryReplayStore, jti: &str, iat: u64, at: u64) {
         let l = lease(reserve(s, jti, iat, at));
         now(s.settle(&l, Outcome::Delivered)).unwrap();
@@ -546,24 +586,38 @@ mod tests {
         assert_eq!(reserve(&s, "j1", T0, T0), Reservation::InFlight);
         assert_eq!(now(s.lookup(&attempt("j1", T0, T0))), Ok(Lookup::Unknown));
         now(s.settle(&l, Outcome::NotDelivered)).unwrap();
-        let l = lease(reserve(&s, "j1", T0, T0));
+        let l = lease(reserve(&s, "j1", T0, T0 + 3));
         now(s.settle(&l, Outcome::Delivered)).unwrap();
-        assert_eq!(reserve(&s, "j1", T0, T0), Reservation::AlreadyDone);
-        assert_eq!(now(s.lookup(&attempt("j1", T0, T0))), Ok(Lookup::Delivered));
+        // Refused, saying when the delivery was recorded.
+        assert_eq!(reserve(&s, "j1", T0, T0 + 50), done(T0 + 3));
+        let delivered = Lookup::Delivered { at: Some(T0 + 3) };
+        assert_eq!(now(s.lookup(&attempt("j1", T0, T0 + 50))), Ok(delivered));
         // Releasing a delivered entry (a late duplicate failing) must not forget it.
         now(s.settle(&l, Outcome::NotDelivered)).unwrap();
         s.settle_detached(l, Outcome::NotDelivered);
-        assert_eq!(reserve(&s, "j1", T0, T0), Reservation::AlreadyDone);
+        assert_eq!(reserve(&s, "j1", T0, T0 + 50), done(T0 + 3));
+    }
+
+    #[test]
+    fn a_delivered_entry_keeps_its_iat_and_when_it_was_delivered() {
+        let e = Entry::delivered(T0, T0 + 7);
+        assert!(e.is_delivered());
+        assert_eq!((e.iat(), e.delivered_at()), (T0, Some(T0 + 7)));
+        // Before its iat (within the clock skew), or absurdly late: the time is not kept.
+        assert_eq!(Entry::delivered(T0, T0 - 1).delivered_at(), None);
+        assert_eq!(Entry::delivered(T0, T0 + AFTER_MAX).delivered_at(), None);
+        assert_eq!(
+            Entry::delivered(T0, T0 + AFTER_MAX - 1).delivered_at(),
+            Some(T0 + AFTER_MAX - 1)
+        );
+        assert_eq!(Entry::delivered(u64::MAX, u64::MAX).iat(), IAT_MASK);
     }
 
     #[test]
     fn delivered_entries_expire_with_their_token() {
         let s = MemoryReplayStore::new();
         deliver(&s, "j", T0, T0);
-        assert_eq!(
-            reserve(&s, "j", T0, T0 + MAX_AGE - 1),
-            Reservation::AlreadyDone
-        );
+        assert_eq!(reserve(&s, "j", T0, T0 + MAX_AGE - 1), done(T0));
         assert!(matches!(
             reserve(&s, "j", T0, T0 + MAX_AGE),
             Reservation::Reserved(_)
@@ -580,7 +634,7 @@ mod tests {
         now(s.settle(&first, Outcome::NotDelivered)).unwrap();
         assert_eq!(reserve(&s, "j", T0, T0 + 11), Reservation::InFlight);
         now(s.settle(&second, Outcome::Delivered)).unwrap();
-        assert_eq!(reserve(&s, "j", T0, T0 + 12), Reservation::AlreadyDone);
+        assert_eq!(reserve(&s, "j", T0, T0 + 12), done(T0 + 10));
         assert_eq!(s.len(), 1);
     }
 
@@ -593,7 +647,7 @@ mod tests {
         deliver(&s, "b", T0 + 100, T0 + 100);
         assert_eq!(s.len(), 2);
         now(s.settle(&hung, Outcome::Delivered)).unwrap();
-        assert_eq!(reserve(&s, "hung", T0, T0 + 101), Reservation::AlreadyDone);
+        assert_eq!(reserve(&s, "hung", T0, T0 + 101), done(T0));
     }
 
     #[test]
@@ -621,8 +675,8 @@ mod tests {
             Ok(Lookup::OutsideWindow)
         );
         // Those above it are still remembered.
-        assert_eq!(reserve(&s, "j2", T0 + 2, at), Reservation::AlreadyDone);
-        assert_eq!(reserve(&s, "fresh", at, at), Reservation::AlreadyDone);
+        assert_eq!(reserve(&s, "j2", T0 + 2, at), done(T0 + 2));
+        assert_eq!(reserve(&s, "fresh", at, at), done(at));
     }
 
     #[test]

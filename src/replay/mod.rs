@@ -28,7 +28,10 @@ pub enum Lookup {
     /// Not delivered as far as the store knows: read the body, then reserve.
     Unknown,
     /// Delivered and answered 2xx already: refused at once (409), without reading the body.
-    Delivered,
+    Delivered {
+        /// When the store recorded that delivery (Unix seconds), if it keeps that.
+        at: Option<u64>,
+    },
     /// Older than the store can vouch for (its window shrank when it filled up): refused at once.
     OutsideWindow,
 }
@@ -41,7 +44,10 @@ pub enum Reservation {
     /// Another request holds the `jti` right now (answered 503 with `Retry-After`).
     InFlight,
     /// The `jti` was delivered and answered 2xx already (answered 409).
-    AlreadyDone,
+    AlreadyDone {
+        /// When the store recorded that delivery (Unix seconds), if it keeps that.
+        at: Option<u64>,
+    },
     /// The token is older than the store can vouch for (answered `replay_window_exceeded`).
     OutsideWindow,
 }

@@ -20,8 +20,17 @@ pub const DEFAULT_PREFIX: &str = "vonage-secure-callbacks";
 /// answer, so that a slow Redis turns into a 503 (retried later) rather than a timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// Value of a key whose callback was answered 2xx. An in-flight key holds `in-flight:<owner>`.
+/// Value of a key whose callback was answered 2xx: `done:<Unix seconds of the delivery>` (keys
+/// written by 0.2 hold `done` alone). An in-flight key holds `in-flight:<owner>`.
 const DONE: &str = "done";
+
+/// Whether a key's value says delivered, and if so when, when it says.
+fn delivered(value: &str) -> Option<Option<u64>> {
+    match value.strip_prefix(DONE)? {
+        "" => Some(None),
+        rest => Some(rest.strip_prefix(':')?.parse().ok()),
+    }
+}
 
 /// Reserves the key unless it exists, and says what was there: one round trip. A script rather
 /// than `SET NX GET` (Redis 7.0+) so that any Redis with scripting (2.6.12+) serves.
@@ -47,7 +56,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ReplayStoreError>> + S
 ///
 /// Per callback: a `GET` before the body is read (a delivered `jti` is refused without reading
 /// its body), one scripted round trip to reserve (which also tells an in-flight duplicate from a
-/// delivered one), and one to settle (`SET key done PX <until stale>` after a 2xx, or a scripted
+/// delivered one), and one to settle (`SET key done:<now> PX <until stale>` after a 2xx, or a scripted
 /// delete of this reservation's own in-flight value otherwise). Keys are
 /// `<prefix>:<api_key>:<jti>`, so projects and apps can share one Redis. No `KEYS` or `SCAN`.
 ///
@@ -385,7 +394,7 @@ impl RedisReplayStore {
         let mut connection = self.connection.clone();
         let mut set = redis::cmd("SET");
         set.arg(self.redis_key(lease.key()))
-            .arg(DONE)
+            .arg(format!("{DONE}:{}", lease.attempt().now()))
             .arg("PX")
             .arg(millis(lease.attempt().retention().ttl()));
         self.bounded(async move { set.query_async(&mut connection).await })
@@ -428,9 +437,9 @@ impl ReplayStore for RedisReplayStore {
         get.arg(self.redis_key(attempt.key()));
         self.bounded(async move {
             let held: Option<String> = get.query_async(&mut connection).await?;
-            Ok(match held.as_deref() {
-                Some(DONE) => Lookup::Delivered,
-                _ => Lookup::Unknown,
+            Ok(match held.as_deref().and_then(delivered) {
+                Some(at) => Lookup::Delivered { at },
+                None => Lookup::Unknown,
             })
         })
     }
@@ -448,8 +457,10 @@ impl ReplayStore for RedisReplayStore {
             let held: Option<String> = invocation.invoke_async(&mut connection).await?;
             Ok(match held.as_deref() {
                 None => Reservation::Reserved(lease),
-                Some(DONE) => Reservation::AlreadyDone,
-                Some(_) => Reservation::InFlight,
+                Some(value) => match delivered(value) {
+                    Some(at) => Reservation::AlreadyDone { at },
+                    None => Reservation::InFlight,
+                },
             })
         })
     }
@@ -506,6 +517,18 @@ impl fmt::Debug for RedisReplayStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn delivered_values_old_and_new() {
+        assert_eq!(super::delivered("done"), Some(None));
+        assert_eq!(
+            super::delivered("done:1800000000"),
+            Some(Some(1_800_000_000))
+        );
+        assert_eq!(super::delivered("done:?"), Some(None));
+        assert_eq!(super::delivered("in-flight:00000000000000ab"), None);
+        assert_eq!(super::delivered("doneX"), None);
+    }
+
     use super::*;
 
     #[test]

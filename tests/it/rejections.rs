@@ -423,6 +423,7 @@ impl vonage_secure_callbacks::OnRejection for Facts {
             "api_key": d.api_key, "jti": d.jti, "secrets_tried": d.secrets_tried,
             "configured_api_keys": d.configured_api_keys, "iat_offset_secs": d.iat_offset_secs,
             "body_len": d.body_len, "content_encoding": d.content_encoding,
+            "delivered_at": d.delivered_at,
         });
         http::Response::new(Bytes::from(body.to_string()))
     }
@@ -494,7 +495,7 @@ async fn refusals_carry_the_facts_that_point_to_their_cause() {
     assert_eq!(f["api_key"], "zzzz9999");
     assert_eq!(f["configured_api_keys"], json!([API_KEY]));
 
-    // A replay: its jti.
+    // A replay: its jti, and when the first one was delivered (the test's clock stands still).
     let token = token_at_now(BODY, |_| {});
     let auth = format!("Bearer {token}");
     assert_eq!(
@@ -504,4 +505,5 @@ async fn refusals_carry_the_facts_that_point_to_their_cause() {
     let f = post_with(auth, BODY, None).await.json();
     assert_eq!(f["error"], "replayed_token");
     assert_eq!(f["jti"].as_str(), claim_of(&token, "jti").as_deref());
+    assert_eq!(f["delivered_at"].as_u64(), Some(NOW));
 }

@@ -212,7 +212,7 @@ async fn entries_expire_with_the_token() {
     );
     assert_eq!(
         store.lookup(&attempt(NOW + 30)).await,
-        Ok(Lookup::Delivered)
+        Ok(Lookup::Delivered { at: Some(NOW) })
     );
     clock.advance(31);
     assert_eq!(post(addr, Some(&auth), BODY).await.error(), "stale_token");

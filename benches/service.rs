@@ -8,48 +8,19 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
 use criterion::{BatchSize, Criterion};
-use http::{Request, Response, StatusCode};
-use http_body_util::{Empty, Full};
+use http::{Request, StatusCode};
+use http_body_util::Full;
 use tower::{Layer, Service};
 use vonage_secure_callbacks::{MemoryReplayStore, SecureCallbackLayer, VerifiedBody};
 
 const GROUP: &str = "service";
 const LEN: usize = 2048;
-
-#[derive(Clone)]
-struct Ok200;
-
-impl Service<Request<VerifiedBody>> for Ok200 {
-    type Response = Response<Empty<Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<VerifiedBody>) -> Self::Future {
-        drop(black_box(req));
-        ready(Ok(Response::new(Empty::new())))
-    }
-}
-
-fn now<F: Future>(f: F) -> F::Output {
-    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => unreachable!("every future in this bench is ready at once"),
-    }
-}
 
 fn signed_request(body: &Bytes) -> Request<Full<Bytes>> {
     Request::post("/vonage/session")

@@ -12,46 +12,21 @@
 //! It drives a body-reading service the same way (`read`), so that what the layer adds is the
 //! difference of the two. Every future is ready at once and polled once: no runtime is counted.
 
-use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use tower::{Layer, Service};
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VerifiedBody};
+use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer};
 
 const API_KEY: &str = "a1b2c3d4";
 const SECRET: &str = "profile-signature-secret-profile-0000001";
 
-#[derive(Clone)]
-struct Ok200;
-
-impl Service<Request<VerifiedBody>> for Ok200 {
-    type Response = Response<Empty<Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<VerifiedBody>) -> Self::Future {
-        drop(black_box(req));
-        ready(Ok(Response::new(Empty::new())))
-    }
-}
-
-fn now<F: Future>(f: F) -> F::Output {
-    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => unreachable!("every future here is ready at once"),
-    }
-}
+#[path = "../benches/common/ready.rs"]
+mod ready;
+use ready::{now, Ok200};
 
 #[inline(never)]
 fn drive_layer<S>(service: &mut S, requests: Vec<Request<Full<Bytes>>>)

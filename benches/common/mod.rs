@@ -2,8 +2,11 @@
 //! medians so that each bench can print ratios measured in the same run.
 #![allow(dead_code)]
 
+mod ready;
 mod reference;
-#[allow(unused_imports)] // Only the verify bench uses it.
+#[allow(unused_imports)] // Each bench uses some of these.
+pub use ready::{now, Ok200};
+#[allow(unused_imports)]
 pub use reference::reference;
 
 use std::path::PathBuf;

@@ -27,6 +27,7 @@
 //! (default 3 and 5); server CPU only, to profile one case: `--routes LIST`, `--sizes LIST`
 //! (comma-separated names, as printed).
 
+mod client;
 mod routes;
 mod server_cpu;
 mod throughput;

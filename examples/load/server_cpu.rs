@@ -13,7 +13,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustix::thread::{sched_setaffinity, CpuSet};
 use rustix::time::{clock_gettime, ClockId};
@@ -22,6 +22,7 @@ use vonage_secure_callbacks::dangerous::NoReplayStore;
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::SecureCallbackLayer;
 
+use crate::client::{connect, post_signed};
 use crate::routes::{body, naive, no_content, read_body, secrets, API_KEY, SECRET};
 use crate::Options;
 
@@ -156,16 +157,6 @@ fn start_server() -> Server {
     Server(child, addr)
 }
 
-async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
 /// The server's process CPU time, in ns.
 async fn server_cpu(addr: SocketAddr) -> u64 {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -214,19 +205,8 @@ async fn measure(
             let mut sender = connect(addr).await;
             let mut latencies = Vec::new();
             while let Some(auth) = auths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let request = http::Request::post(&path)
-                    .header("host", "127.0.0.1")
-                    .header("content-type", "application/json")
-                    .header("authorization", auth)
-                    .body(Full::new(body.clone()))
-                    .unwrap();
-                let sent = Instant::now();
-                sender.ready().await.unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                let status = response.status();
-                response.into_body().collect().await.unwrap();
-                assert_eq!(status, StatusCode::NO_CONTENT, "{path} refused a request");
-                latencies.push(sent.elapsed().as_secs_f64() * 1e6);
+                let took = post_signed(&mut sender, &path, auth, &body).await;
+                latencies.push(took.as_secs_f64() * 1e6);
             }
             latencies
         }));

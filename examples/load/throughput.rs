@@ -6,16 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::{MemoryReplayStore, SecureCallbackLayer};
 
+use crate::client::{connect, post_signed};
 use crate::routes::{body, naive, no_content, read_body, secrets, API_KEY, SECRET};
 use crate::Options;
 
@@ -51,29 +49,14 @@ async fn run_one(addr: SocketAddr, auths: Arc<Vec<String>>, body: Bytes, o: &Lim
     for _ in 0..o.connections {
         let (auths, body, next) = (auths.clone(), body.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
+            let mut sender = connect(addr).await;
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(auth) = auths.get(i) else { break };
-                let request = http::Request::post("/cb")
-                    .header("host", "127.0.0.1")
-                    .header("content-type", "application/json")
-                    .header("authorization", auth)
-                    .body(Full::new(body.clone()))
-                    .unwrap();
-                let sent = Instant::now();
-                sender.ready().await.unwrap();
-                let response = sender.send_request(request).await.unwrap();
-                let status = response.status();
-                response.into_body().collect().await.unwrap();
-                assert_eq!(status, StatusCode::NO_CONTENT, "request {i} refused");
-                latencies.push(sent.elapsed().as_micros() as u32);
+                let Some(auth) = auths.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let took = post_signed(&mut sender, "/cb", auth, &body).await;
+                latencies.push(took.as_micros() as u32);
             }
             latencies
         }));

@@ -20,7 +20,7 @@ use rustix::time::{clock_gettime, ClockId};
 use sha2::{Digest, Sha256};
 use vonage_secure_callbacks::dangerous::NoReplayStore;
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::SecureCallbackLayer;
+use vonage_secure_callbacks::{Clock, SecureCallbackLayer, SystemClock};
 
 use crate::client::{connect, post_signed};
 use crate::routes::{body, naive, no_content, read_body, secrets, API_KEY, SECRET};
@@ -121,7 +121,7 @@ async fn read_reference(headers: axum::http::HeaderMap, body: Bytes) -> StatusCo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if reference::reference(token, &body, SECRET.as_bytes(), now()) {
+    if reference::reference(token, &body, SECRET.as_bytes(), SystemClock.now()) {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::UNAUTHORIZED
@@ -241,13 +241,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 pub fn run(options: &Options) {
     let requests = options.requests.unwrap_or(20_000);
     let rounds = options.rounds.unwrap_or(5);
@@ -302,7 +295,7 @@ pub fn run(options: &Options) {
             }
             let token = signer.token(&body);
             let calls = if *len > 4096 { 500 } else { 5_000 };
-            let now = now();
+            let now = SystemClock.now();
             let irreducible = thread_cpu_per_call(calls, || {
                 reference::reference(&token, &body, SECRET.as_bytes(), now)
             });

@@ -121,10 +121,3 @@ fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Error> {
         std::fs::read(path).map_err(|err| format!("{}: {err}", path.display()).into())
     }
 }
-
-/// Now, in Unix seconds.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}

@@ -6,15 +6,15 @@ use std::path::Path;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use vonage_secure_callbacks::dangerous::verify_signature;
+use vonage_secure_callbacks::test_util::payload_hash;
 use vonage_secure_callbacks::{
-    CallbackVerifier, FixedClock, Rejection, Secrets, DEFAULT_CLOCK_SKEW, DEFAULT_ISSUER,
-    DEFAULT_MAX_AGE,
+    CallbackVerifier, Clock, FixedClock, Rejection, Secrets, SystemClock, DEFAULT_CLOCK_SKEW,
+    DEFAULT_ISSUER, DEFAULT_MAX_AGE,
 };
 
 use crate::keys::KeyArgs;
-use crate::{read_input, unix_now, Error};
+use crate::{read_input, Error};
 
 /// The checklist being printed; remembers the first failure.
 #[derive(Default)]
@@ -49,7 +49,7 @@ pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Re
     let token = bare_token(&input);
     let body = read_input(body_path)?;
     let secrets = key.secrets()?;
-    let now = now.unwrap_or_else(unix_now);
+    let now = now.unwrap_or_else(|| SystemClock.now());
 
     println!("checks:");
     let mut list = Checklist::default();
@@ -247,8 +247,7 @@ fn check(list: &mut Checklist, token: &str, secrets: &Secrets, now: u64, body: &
         }
     }
 
-    let digest = Sha256::digest(body);
-    let actual: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let actual = payload_hash(body);
     match text("payload_hash") {
         None => list.fail(
             Rejection::MissingPayloadHash,
@@ -277,12 +276,6 @@ fn check(list: &mut Checklist, token: &str, secrets: &Secrets, now: u64, body: &
 
 /// What commonly changes a body on its way, tested against the claimed hash.
 fn why_the_body_differs(body: &[u8], claimed: &str) -> String {
-    let hex = |bytes: &[u8]| -> String {
-        Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
     if body.starts_with(&[0x1f, 0x8b]) {
         return "the body is gzip-compressed: something compressed it after Vonage signed it \
                 (hash what arrived, before any decompression or re-encoding)"
@@ -291,14 +284,14 @@ fn why_the_body_differs(body: &[u8], claimed: &str) -> String {
     let trimmed = body
         .strip_suffix(b"\n")
         .map(|b| b.strip_suffix(b"\r").unwrap_or(b));
-    if trimmed.is_some_and(|t| hex(t) == claimed) {
+    if trimmed.is_some_and(|t| payload_hash(t) == claimed) {
         return "the body without its final newline matches: the file gained a line ending \
                 (an editor, or echo without -n)"
             .into();
     }
     if let Ok(value) = serde_json::from_slice::<Value>(body) {
         if let Ok(compact) = serde_json::to_vec(&value) {
-            if hex(&compact) == claimed {
+            if payload_hash(&compact) == claimed {
                 return "the body re-serialised compactly matches: it was parsed and written \
                         again (whitespace changed); hash the raw bytes as received"
                     .into();

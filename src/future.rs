@@ -72,6 +72,14 @@ struct Checked<S> {
     stopwatch: Stopwatch,
 }
 
+impl<S> Checked<S> {
+    /// The facts of a refusal after the token was verified.
+    fn details(&self, body_len: Option<usize>) -> RejectionDetails {
+        let (headers, now) = (&self.parts.headers, self.attempt.now());
+        RejectionDetails::from_verified(headers, &self.claims, now, body_len)
+    }
+}
+
 impl<S, B, R> ResponseFuture<S, B, R>
 where
     S: Service<Request<VerifiedBody>>,
@@ -277,23 +285,11 @@ where
                     details, stopwatch, ..
                 } => (std::mem::take(&mut **details), *stopwatch),
                 StateProj::LookingUp { request, .. } | StateProj::Buffering { request, .. } => {
-                    let details = RejectionDetails::from_verified(
-                        &request.parts.headers,
-                        &request.claims,
-                        request.attempt.now(),
-                        body_len,
-                    );
-                    (details, request.stopwatch)
+                    (request.details(body_len), request.stopwatch)
                 }
                 StateProj::Reserving { request, body, .. } => {
                     body_len = Some(body.len());
-                    let details = RejectionDetails::from_verified(
-                        &request.parts.headers,
-                        &request.claims,
-                        request.attempt.now(),
-                        body_len,
-                    );
-                    (details, request.stopwatch)
+                    (request.details(body_len), request.stopwatch)
                 }
                 _ => (RejectionDetails::default(), Stopwatch::default()),
             };

@@ -140,21 +140,13 @@ async fn a_failing_inner_service_releases_the_jti() {
     let (url, _guard) = shared_redis();
     let prefix = unique_prefix("release");
     let store = store(&url, &prefix).await;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let app = Router::new()
-        .route(
-            "/{*p}",
-            axum_post({
-                let calls = calls.clone();
-                move || async move {
-                    match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                        0 => StatusCode::SERVICE_UNAVAILABLE,
-                        _ => StatusCode::OK,
-                    }
-                }
-            }),
-        )
-        .layer(layer().replay_store(store.clone()));
+    let (app, _calls) = answering_by_call(|n| async move {
+        match n {
+            0 => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::OK,
+        }
+    });
+    let app = app.layer(layer().replay_store(store.clone()));
     let addr = serve_axum(app).await;
     let token = token_at_now(BODY, |_| {});
     let auth = format!("Bearer {token}");

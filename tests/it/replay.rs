@@ -38,22 +38,14 @@ async fn success_burns_the_jti() {
 #[tokio::test]
 async fn server_error_releases_the_jti_for_the_retry() {
     // Fails twice, then succeeds: Vonage's retries of one callback.
-    let calls = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route(
-            "/{*p}",
-            axum_post({
-                let calls = calls.clone();
-                move || async move {
-                    match calls.fetch_add(1, Ordering::SeqCst) {
-                        0 => StatusCode::INTERNAL_SERVER_ERROR,
-                        1 => StatusCode::BAD_REQUEST,
-                        _ => StatusCode::NO_CONTENT,
-                    }
-                }
-            }),
-        )
-        .layer(layer());
+    let (app, calls) = answering_by_call(|n| async move {
+        match n {
+            0 => StatusCode::INTERNAL_SERVER_ERROR,
+            1 => StatusCode::BAD_REQUEST,
+            _ => StatusCode::NO_CONTENT,
+        }
+    });
+    let app = app.layer(layer());
     let addr = serve_axum(app).await;
     let auth = bearer(BODY);
     assert_eq!(
@@ -395,21 +387,13 @@ async fn a_hung_handler_loses_its_reservation_after_the_in_flight_ttl() {
     // Vonage's retry is reserved and handled, and the hung one's slot is not held for ever.
     let clock = clock();
     let store = MemoryReplayStore::new().in_flight_ttl(Duration::from_secs(10));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route(
-            "/{*p}",
-            axum_post({
-                let calls = calls.clone();
-                move || async move {
-                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                        std::future::pending::<()>().await;
-                    }
-                    StatusCode::OK
-                }
-            }),
-        )
-        .layer(layer_with(|v| v.clock(clock.clone())).replay_store(store.clone()));
+    let (app, calls) = answering_by_call(|n| async move {
+        if n == 0 {
+            std::future::pending::<()>().await;
+        }
+        StatusCode::OK
+    });
+    let app = app.layer(layer_with(|v| v.clock(clock.clone())).replay_store(store.clone()));
     let addr = serve_axum(app).await;
     let auth = bearer(BODY);
     let hung = tokio::spawn({

@@ -6,10 +6,13 @@ pub mod example;
 pub mod redis_servers;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::any;
+use axum::routing::{any, post as axum_post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -94,6 +97,19 @@ pub async fn echo(Extension(claims): Extension<VonageClaims>, body: Bytes) -> Js
 /// An axum app answering every POST path with the echo, behind `layer`.
 pub fn echo_app<R: ReplayStore>(layer: SecureCallbackLayer<R>) -> Router {
     Router::new().route("/{*path}", any(echo)).layer(layer)
+}
+
+/// An app answering every POST path with `answer(n)` on its `n`-th call (from 0), and the
+/// number of calls so far: a handler that fails, hangs or succeeds by turn.
+pub fn answering_by_call<F, Fut>(answer: F) -> (Router, Arc<AtomicUsize>)
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = StatusCode> + Send + 'static,
+{
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let handler = move || answer(counted.fetch_add(1, Ordering::SeqCst));
+    (Router::new().route("/{*p}", axum_post(handler)), calls)
 }
 
 pub async fn serve_axum(app: Router) -> SocketAddr {

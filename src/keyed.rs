@@ -37,22 +37,21 @@ pub(crate) fn verify(secret: &Secret, signing_input: &[u8], signature: &[u8]) ->
             verifiers,
             signature: buffer,
         } = &mut *keyed;
-        let position = verifiers.iter().rposition(|(id, _)| *id == secret.id());
-        let index = match position {
-            Some(i) => i,
+        // Moved (or added) to the end, so that the front is always the least recently used.
+        let entry = match verifiers.iter().rposition(|(id, _)| *id == secret.id()) {
+            Some(i) => verifiers.remove(i),
             None => {
                 if verifiers.len() == PER_THREAD {
                     verifiers.remove(0);
                 }
-                verifiers.push((secret.id(), new_verifier(secret)?));
-                verifiers.len() - 1
+                (secret.id(), new_verifier(secret)?)
             }
         };
-        let last = verifiers.len() - 1;
-        verifiers.swap(index, last);
         buffer.clear();
         buffer.extend_from_slice(signature);
-        Some(verifiers[last].1.verify(signing_input, buffer).is_ok())
+        let valid = entry.1.verify(signing_input, buffer).is_ok();
+        verifiers.push(entry);
+        Some(valid)
     });
     match cached {
         Ok(Some(valid)) => valid,

@@ -288,12 +288,16 @@ impl CallbackVerifier {
     }
 
     /// How long a delivered `claims.jti` must be remembered: until its token is stale anyway.
+    /// The token is accepted up to and including second `iat + max_age`, so it is kept one second
+    /// past that, and the skew longer still: a clock stepped back by up to the skew cannot bring
+    /// back a token whose entry is gone.
     pub(crate) fn retention(&self, claims: &VonageClaims, now: u64) -> Retention {
         let config = &*self.config;
         let until = claims
             .iat()
             .saturating_add(config.max_age)
-            .saturating_add(config.clock_skew);
+            .saturating_add(config.clock_skew)
+            .saturating_add(1);
         Retention::new(until, now)
     }
 }
@@ -500,7 +504,7 @@ mod tests {
     fn replay_ttl_ends_when_the_token_goes_stale() {
         let (v, s) = setup();
         let c = v.verify_token(&at(&s, b"", NOW - 100), b"").unwrap();
-        let expected = DEFAULT_MAX_AGE.as_secs() + DEFAULT_CLOCK_SKEW.as_secs() - 100;
+        let expected = DEFAULT_MAX_AGE.as_secs() + DEFAULT_CLOCK_SKEW.as_secs() + 1 - 100;
         let r = v.retention(&c, NOW);
         assert_eq!(r.ttl(), Duration::from_secs(expected));
         assert_eq!(r.until(), NOW + expected);

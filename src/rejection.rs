@@ -26,9 +26,12 @@ pub enum Rejection {
     BadSignature,
     /// `iss` is not the expected issuer.
     BadIssuer,
-    /// `iat` is older than the maximum age, or `exp` has passed.
+    /// `iat` is older than the maximum age, or `exp` has passed. 503: the token is validly
+    /// signed, and when this host's clock runs ahead every callback looks stale; Vonage's retry
+    /// then gets through once the clock is right. A real replay of an old token is still refused.
     StaleToken,
-    /// `iat` (or `nbf`) lies further in the future than the allowed clock skew.
+    /// `iat` (or `nbf`) lies further in the future than the allowed clock skew. 503, as for
+    /// [`StaleToken`](Self::StaleToken): a clock running behind must not lose callbacks.
     TokenFromFuture,
     /// The token carries no `payload_hash`.
     MissingPayloadHash,
@@ -94,10 +97,14 @@ impl Rejection {
         }
     }
 
-    /// The default status. 5xx answers are retried by Vonage; 4xx are not.
+    /// The default status. 5xx answers are retried by Vonage; 4xx are not. What a retry may
+    /// cure is 503: an unsigned callback, one in flight elsewhere, an unavailable store, and a
+    /// validly signed token refused only by this host's clock (which may be the one at fault).
     pub const fn status(self) -> StatusCode {
         match self {
             Rejection::MissingToken
+            | Rejection::StaleToken
+            | Rejection::TokenFromFuture
             | Rejection::DuplicateInFlight
             | Rejection::ReplayStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // Not retried by Vonage: a retry would be refused the same way.

@@ -247,8 +247,10 @@ impl MemoryReplayStore {
         self.inner.capacity
     }
 
-    /// The `iat` at or below which tokens are refused, once the store has had to forget
-    /// delivered `jti`s to make room; `None` while it remembers everything within the max age.
+    /// The `iat` at or below which tokens are refused, once the store has forgotten delivered
+    /// `jti`s (expired ones, or live ones to make room); `None` until then. While it lies below
+    /// what is stale anyway it refuses nothing the verifier would accept, unless the clock
+    /// steps back: then it refuses what the store no longer remembers.
     pub fn floor(&self) -> Option<u64> {
         match self.inner.floor.load(Ordering::Acquire) {
             0 => None,
@@ -386,13 +388,18 @@ impl MemoryReplayStore {
         let span = inner.span.load(Ordering::Relaxed);
         let target = (inner.capacity / EVICT_SHARE).max(1);
 
-        // Census: how many are expired, and the `iat`s of the live delivered ones.
+        // Census: how many are expired, the newest `iat` among the expired delivered ones, and
+        // the `iat`s of the live delivered ones.
         let mut expired = 0;
+        let mut newest_expired = 0;
         let mut iats = Vec::new();
         for shard in 0..SHARDS {
             for entry in self.lock(shard).values() {
                 if entry.expired(now, span) {
                     expired += 1;
+                    if entry.is_delivered() {
+                        newest_expired = newest_expired.max(entry.iat());
+                    }
                 } else if entry.is_delivered() {
                     iats.push(entry.iat());
                 }
@@ -400,7 +407,9 @@ impl MemoryReplayStore {
         }
 
         let old_floor = inner.floor.load(Ordering::Acquire);
-        let mut floor = old_floor;
+        // What expired is forgotten too, so the floor covers it: were the clock to step back,
+        // a token whose entry is gone is refused rather than accepted again.
+        let mut floor = old_floor.max(newest_expired);
         if expired < target && !iats.is_empty() {
             let need = (target - expired).min(iats.len());
             let (_, nth, _) = iats.select_nth_unstable(need - 1);
@@ -413,10 +422,11 @@ impl MemoryReplayStore {
             }
         }
         drop(iats);
-        let raised = floor > old_floor;
-        if raised {
+        if floor > old_floor {
             inner.floor.fetch_max(floor, Ordering::AcqRel);
         }
+        // Warned about only when tokens that are not stale yet fall under it.
+        let shrunk = floor > old_floor && now.saturating_sub(floor) < span;
 
         let mut freed = 0;
         for shard in 0..SHARDS {
@@ -428,7 +438,7 @@ impl MemoryReplayStore {
             freed += before - map.len();
         }
         inner.len.fetch_sub(freed, Ordering::AcqRel);
-        if raised {
+        if shrunk {
             self.warn_window(now, floor);
         }
         freed > 0
@@ -687,7 +697,27 @@ mod tests {
         }
         let later = T0 + MAX_AGE;
         deliver(&s, "fresh", later, later);
-        assert_eq!((s.floor(), s.len()), (None, 1));
+        assert_eq!(s.len(), 1);
+        // The floor covers what expired, which is stale anyway: the window is still whole.
+        assert_eq!((s.floor(), s.effective_window()), (Some(T0), None));
+    }
+
+    #[test]
+    fn a_clock_stepped_back_cannot_bring_back_what_expired() {
+        let s = MemoryReplayStore::with_capacity(16);
+        for i in 0..16u64 {
+            deliver(&s, &format!("j{i}"), T0, T0);
+        }
+        // The clock jumps ahead: full, the store drops the 16 as expired.
+        let ahead = T0 + MAX_AGE;
+        deliver(&s, "fresh", ahead, ahead);
+        assert_eq!(s.len(), 1);
+        // Stepped back, the verifier would find j0 fresh again; the store refuses it.
+        assert_eq!(reserve(&s, "j0", T0, T0 + 10), Reservation::OutsideWindow);
+        assert_eq!(
+            now(s.lookup(&attempt("j0", T0, T0 + 10))),
+            Ok(Lookup::OutsideWindow)
+        );
     }
 
     #[test]

@@ -388,6 +388,57 @@ async fn a_small_store_under_sustained_load_accepts_every_fresh_callback_and_no_
 }
 
 #[tokio::test]
+async fn a_clock_that_jumps_ahead_and_back_lets_no_replay_through() {
+    // The server's clock jumps a day ahead (a bad NTP server, a restored VM), the full store
+    // drops what now looks expired, and the clock is put right. The verifier finds those tokens
+    // fresh again; the store must not.
+    const CAPACITY: usize = 16;
+    let clock = clock();
+    let store = MemoryReplayStore::with_capacity(CAPACITY);
+    let layer = layer_with(|v| v.clock(clock.clone())).replay_store(store.clone());
+    let addr = serve_axum(echo_app(layer)).await;
+    let signed_at = |iat: u64| {
+        format!(
+            "Bearer {}",
+            token_at_now(BODY, |c| {
+                c.insert("iat".into(), serde_json::json!(iat));
+            })
+        )
+    };
+    let delivered: Vec<String> = (0..CAPACITY as u64).map(|i| signed_at(NOW + i)).collect();
+    for auth in &delivered {
+        assert_eq!(post(addr, Some(auth), BODY).await.status, StatusCode::OK);
+    }
+    let ahead = NOW + 86_400 + 300 + 60;
+    clock.set(ahead);
+    // While it is wrong, those tokens are stale: retried by Vonage, not lost.
+    let during = post(addr, Some(&delivered[0]), BODY).await;
+    assert_eq!(
+        (during.status, during.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "stale_token".to_owned())
+    );
+    assert_eq!(
+        post(addr, Some(&signed_at(ahead)), BODY).await.status,
+        StatusCode::OK
+    );
+    assert!(store.len() < CAPACITY, "the expired ones were dropped");
+    clock.set(NOW + 100);
+    for (i, auth) in delivered.iter().enumerate() {
+        let reply = post(addr, Some(auth), BODY).await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::CONFLICT, "replay_window_exceeded".to_owned()),
+            "replay {i} after the clock came back"
+        );
+    }
+    // A fresh callback is still accepted.
+    assert_eq!(
+        post(addr, Some(&signed_at(NOW + 100)), BODY).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn a_hung_handler_loses_its_reservation_after_the_in_flight_ttl() {
     // The first delivery's handler never answers; after the in-flight TTL (10 s of fake time)
     // Vonage's retry is reserved and handled, and the hung one's slot is not held for ever.

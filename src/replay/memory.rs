@@ -74,7 +74,7 @@ struct Inner {
     /// The longest retention seen (`until - iat`): how long after `iat` an entry may be dropped.
     span: AtomicU64,
     in_flight_ttl: AtomicU64,
-    /// The latest "now" an attempt brought, for [`MemoryReplayStore::effective_window`].
+    /// The "now" the latest attempt brought, for [`MemoryReplayStore::effective_window`].
     last_now: AtomicU64,
     /// When the last window warning was logged (0: never).
     last_warning: AtomicU64,
@@ -288,7 +288,9 @@ impl MemoryReplayStore {
     /// Records what an attempt tells about time: the latest "now", the longest retention.
     fn observe(&self, attempt: &Attempt) {
         let inner = &self.inner;
-        inner.last_now.fetch_max(attempt.now(), Ordering::Relaxed);
+        // The latest, not the largest: after a clock put right the window reads from the
+        // right time.
+        inner.last_now.store(attempt.now(), Ordering::Relaxed);
         let span = attempt.retention().until().saturating_sub(attempt.iat());
         if span > inner.span.load(Ordering::Relaxed) {
             inner.span.fetch_max(span, Ordering::Relaxed);

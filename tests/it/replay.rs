@@ -431,11 +431,13 @@ async fn a_clock_that_jumps_ahead_and_back_lets_no_replay_through() {
             "replay {i} after the clock came back"
         );
     }
-    // A fresh callback is still accepted.
+    // A fresh callback is still accepted, and the store says how far back it now vouches:
+    // from the newest token it dropped (issued at NOW + 15) to now.
     assert_eq!(
         post(addr, Some(&signed_at(NOW + 100)), BODY).await.status,
         StatusCode::OK
     );
+    assert_eq!(store.effective_window(), Some(Duration::from_secs(85)));
 }
 
 #[tokio::test]

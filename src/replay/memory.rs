@@ -14,9 +14,9 @@ use super::{
     Attempt, Lease, Lookup, Outcome, ReplayKey, ReplayStore, ReplayStoreError, Reservation,
 };
 
-/// Default number of `jti`s remembered at once: 800 000, about 36 MiB when full (measured, see
+/// Default number of `jti`s remembered at once: 800 000, about 34 MiB when full (measured, see
 /// BENCHMARKS.md). At a sustained 9 callbacks a second that covers the whole 24 h max age; at
-/// 100 a second, the last 2.2 h (the README has the table).
+/// 100 a second, the last 2.1 h (the README has the table).
 pub const DEFAULT_CAPACITY: usize = 800_000;
 
 /// Default lifetime of an in-flight reservation: a handler that has not answered by then loses

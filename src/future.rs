@@ -221,14 +221,7 @@ where
                             stopwatch,
                             ..
                         } = request;
-                        #[cfg(feature = "metrics")]
-                        crate::metrics::accepted(
-                            this.shared.verifier.secrets(),
-                            &claims,
-                            stopwatch.spent(),
-                            body.len(),
-                        );
-                        let _ = stopwatch;
+                        stopwatch.accepted(this.shared.verifier.secrets(), &claims, body.len());
                         #[cfg(feature = "tracing")]
                         tracing::debug!(target: "vonage_secure_callbacks", api_key = claims.api_key(),
                             jti = claims.jti(), secret = %claims.secret(), "callback accepted");
@@ -295,15 +288,12 @@ where
             };
             details.delivered_at = delivered_at;
             this.state.set(State::Done);
-            #[cfg(feature = "metrics")]
-            crate::metrics::refused(
+            stopwatch.refused(
                 this.shared.verifier.secrets(),
                 rejection,
                 details.api_key.as_deref(),
-                stopwatch.spent(),
                 body_len,
             );
-            let _ = stopwatch;
             return Poll::Ready(Ok(reject(&*this.shared.on_rejection, rejection, details)));
         }
     }

@@ -1,8 +1,12 @@
-//! Verification time for the metrics: measured only with feature `metrics`, and without it a
-//! zero-sized no-op, so the hot path pays nothing for it.
+//! Verification time, and the metrics of a callback's outcome: measured and recorded only with
+//! feature `metrics`; without it a zero-sized no-op, so the hot path pays nothing for it.
 
 #[cfg(feature = "metrics")]
 use std::time::{Duration, Instant};
+
+use crate::claims::VonageClaims;
+use crate::rejection::Rejection;
+use crate::secrets::Secrets;
 
 /// Time spent in the verification steps timed so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,9 +30,24 @@ impl Stopwatch {
         step()
     }
 
-    #[cfg(feature = "metrics")]
-    pub(crate) fn spent(&self) -> Duration {
-        self.spent
+    /// Records an accepted callback: its time, its body's length, which key and secret.
+    #[inline]
+    pub(crate) fn accepted(self, _secrets: &Secrets, _claims: &VonageClaims, _body_len: usize) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::accepted(_secrets, _claims, self.spent, _body_len);
+    }
+
+    /// Records a refused callback: its time, its reason, the body's length if it was read.
+    #[inline]
+    pub(crate) fn refused(
+        self,
+        _secrets: &Secrets,
+        _rejection: Rejection,
+        _api_key: Option<&str>,
+        _body_len: Option<usize>,
+    ) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::refused(_secrets, _rejection, _api_key, self.spent, _body_len);
     }
 }
 
@@ -50,6 +69,6 @@ mod tests {
         watch.time(|| std::thread::sleep(pause));
         assert_eq!(watch.time(|| 7), 7);
         watch.time(|| std::thread::sleep(pause));
-        assert!(watch.spent() >= 2 * pause, "{:?}", watch.spent());
+        assert!(watch.spent >= 2 * pause, "{:?}", watch.spent);
     }
 }

@@ -124,7 +124,7 @@ impl Hasher for PassThroughHasher {
 
 /// 16 bytes. In flight while `owner` is nonzero, until `stamp`. Delivered when `owner` is zero:
 /// the low bits of `stamp` are the token's `iat`, the high bits how many seconds after it the
-/// delivery was recorded, plus one (zero: not known).
+/// delivery was verified, plus one (zero: not known).
 #[derive(Clone, Copy)]
 struct Entry {
     stamp: u64,
@@ -167,7 +167,7 @@ impl Entry {
         self.stamp & IAT_MASK
     }
 
-    /// When a delivered entry's delivery was recorded, if known.
+    /// When a delivered entry's delivery was verified, if known.
     fn delivered_at(self) -> Option<u64> {
         match self.stamp >> IAT_BITS {
             0 => None,
@@ -600,7 +600,7 @@ mod tests {
         now(s.settle(&l, Outcome::NotDelivered)).unwrap();
         let l = lease(reserve(&s, "j1", T0, T0 + 3));
         now(s.settle(&l, Outcome::Delivered)).unwrap();
-        // Refused, saying when the delivery was recorded.
+        // Refused, saying when the delivery was verified.
         assert_eq!(reserve(&s, "j1", T0, T0 + 50), done(T0 + 3));
         let delivered = Lookup::Delivered { at: Some(T0 + 3) };
         assert_eq!(now(s.lookup(&attempt("j1", T0, T0 + 50))), Ok(delivered));
@@ -691,14 +691,21 @@ mod tests {
         assert_eq!(reserve(&s, "fresh", at, at), done(at));
     }
 
-    #[test]
-    fn expired_entries_go_before_any_floor_is_raised() {
+    /// A store of 16 filled at `T0`, then given one more callback `MAX_AGE` later (or with the
+    /// clock that far ahead): the 16 are dropped as expired.
+    fn full_then_expired() -> MemoryReplayStore {
         let s = MemoryReplayStore::with_capacity(16);
         for i in 0..16u64 {
             deliver(&s, &format!("j{i}"), T0, T0);
         }
         let later = T0 + MAX_AGE;
         deliver(&s, "fresh", later, later);
+        s
+    }
+
+    #[test]
+    fn expired_entries_go_before_any_floor_is_raised() {
+        let s = full_then_expired();
         assert_eq!(s.len(), 1);
         // The floor covers what expired, which is stale anyway: the window is still whole.
         assert_eq!((s.floor(), s.effective_window()), (Some(T0), None));
@@ -706,13 +713,8 @@ mod tests {
 
     #[test]
     fn a_clock_stepped_back_cannot_bring_back_what_expired() {
-        let s = MemoryReplayStore::with_capacity(16);
-        for i in 0..16u64 {
-            deliver(&s, &format!("j{i}"), T0, T0);
-        }
-        // The clock jumps ahead: full, the store drops the 16 as expired.
-        let ahead = T0 + MAX_AGE;
-        deliver(&s, "fresh", ahead, ahead);
+        // The clock jumped ahead: full, the store dropped the 16 as expired.
+        let s = full_then_expired();
         assert_eq!(s.len(), 1);
         // Stepped back, the verifier would find j0 fresh again; the store refuses it.
         assert_eq!(reserve(&s, "j0", T0, T0 + 10), Reservation::OutsideWindow);

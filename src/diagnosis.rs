@@ -22,8 +22,8 @@ pub struct RejectionDetails {
     pub api_key: Option<String>,
     /// The token's `jti`, when the token could be read.
     pub jti: Option<String>,
-    /// For `replayed_token`: when the replay store recorded the earlier delivery of this `jti`
-    /// (Unix seconds), if it keeps that. A few seconds before: a retry of a callback whose 2xx
+    /// For `replayed_token`: when the earlier delivery of this `jti` was verified (Unix seconds),
+    /// if the replay store keeps that. A few seconds before: a retry of a callback whose 2xx
     /// was lost; hours: someone replaying a captured callback.
     pub delivered_at: Option<u64>,
     /// How many secrets are configured for that `api_key`, all tried for `bad_signature`.

@@ -29,7 +29,8 @@ pub enum Lookup {
     Unknown,
     /// Delivered and answered 2xx already: refused at once (409), without reading the body.
     Delivered {
-        /// When the store recorded that delivery (Unix seconds), if it keeps that.
+        /// When that delivery was verified (Unix seconds, the layer's clock), if the store
+        /// keeps it.
         at: Option<u64>,
     },
     /// Older than the store can vouch for (its window shrank when it filled up): refused at once.
@@ -45,7 +46,8 @@ pub enum Reservation {
     InFlight,
     /// The `jti` was delivered and answered 2xx already (answered 409).
     AlreadyDone {
-        /// When the store recorded that delivery (Unix seconds), if it keeps that.
+        /// When that delivery was verified (Unix seconds, the layer's clock), if the store
+        /// keeps it.
         at: Option<u64>,
     },
     /// The token is older than the store can vouch for (answered `replay_window_exceeded`).

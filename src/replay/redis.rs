@@ -20,7 +20,7 @@ pub const DEFAULT_PREFIX: &str = "vonage-secure-callbacks";
 /// answer, so that a slow Redis turns into a 503 (retried later) rather than a timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// Value of a key whose callback was answered 2xx: `done:<Unix seconds of the delivery>` (keys
+/// Value of a key whose callback was answered 2xx: `done:<Unix seconds it was verified>` (keys
 /// written by 0.2 hold `done` alone). An in-flight key holds `in-flight:<owner>`.
 const DONE: &str = "done";
 
@@ -517,19 +517,16 @@ impl fmt::Debug for RedisReplayStore {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn delivered_values_old_and_new() {
-        assert_eq!(super::delivered("done"), Some(None));
-        assert_eq!(
-            super::delivered("done:1800000000"),
-            Some(Some(1_800_000_000))
-        );
-        assert_eq!(super::delivered("done:?"), Some(None));
-        assert_eq!(super::delivered("in-flight:00000000000000ab"), None);
-        assert_eq!(super::delivered("doneX"), None);
+        assert_eq!(delivered("done"), Some(None));
+        assert_eq!(delivered("done:1800000000"), Some(Some(1_800_000_000)));
+        assert_eq!(delivered("done:?"), Some(None));
+        assert_eq!(delivered("in-flight:00000000000000ab"), None);
+        assert_eq!(delivered("doneX"), None);
     }
-
-    use super::*;
 
     #[test]
     fn reads_the_version_from_info() {

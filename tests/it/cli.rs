@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::common::example::{address, run_printed_curl, start};
+use crate::common::example::{address, run_printed_curl, start, KillOnDrop};
 
 const API_KEY: &str = "47123456";
 const SECRET: &str = "cli-test-project-signature-secret-0001";
@@ -19,6 +19,16 @@ fn cli(secret: &str) -> Command {
         .env("VONAGE_SIGNATURE_SECRET", secret)
         .stdin(Stdio::null());
     cmd
+}
+
+/// The example server with this test's project, and the URL of `path` on it.
+fn example_server(path: &str) -> (KillOnDrop, String) {
+    let (server, lines) = start(&[
+        ("VONAGE_API_KEY", API_KEY),
+        ("VONAGE_SIGNATURE_SECRET", SECRET),
+    ]);
+    let url = format!("http://{}{path}", address(&lines));
+    (server, url)
 }
 
 fn run(cmd: &mut Command) -> (i32, String) {
@@ -72,12 +82,7 @@ fn first_failure_and_verdict(out: &str) -> (Option<String>, String) {
 
 #[test]
 fn every_sample_event_sent_to_the_example_server_is_accepted() {
-    let env = [
-        ("VONAGE_API_KEY", API_KEY),
-        ("VONAGE_SIGNATURE_SECRET", SECRET),
-    ];
-    let (_server, lines) = start(&env);
-    let url = format!("http://{}/vonage/video", address(&lines));
+    let (_server, url) = example_server("/vonage/video");
 
     let (code, list) = run(cli(SECRET).args(["send", "--list"]));
     assert_eq!(code, 0);
@@ -113,12 +118,7 @@ fn every_sample_event_sent_to_the_example_server_is_accepted() {
 
 #[test]
 fn a_signed_body_and_the_printed_curl_command_are_accepted() {
-    let env = [
-        ("VONAGE_API_KEY", API_KEY),
-        ("VONAGE_SIGNATURE_SECRET", SECRET),
-    ];
-    let (_server, lines) = start(&env);
-    let url = format!("http://{}/vonage/archive", address(&lines));
+    let (_server, url) = example_server("/vonage/archive");
     let dir = scratch("cli-sign");
     let body = dir.join("it's a body.json");
     std::fs::write(&body, sample("archive_started")).unwrap();

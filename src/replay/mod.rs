@@ -13,6 +13,8 @@ mod lease;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +23,11 @@ pub use lease::{Attempt, Lease, ReplayKey, Retention};
 pub use memory::{MemoryReplayStore, DEFAULT_CAPACITY, DEFAULT_IN_FLIGHT_TTL, MIN_WINDOW};
 #[cfg(feature = "redis")]
 pub use redis::{RedisReplayStore, RedisStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{
+    SqliteReplayStore, SqliteReply, SqliteStoreBuilder, DEFAULT_LOCK_TIMEOUT, DEFAULT_QUEUE,
+    DEFAULT_SQLITE_TIMEOUT,
+};
 
 /// What [`ReplayStore::lookup`] found, before the body is read. Read only: nothing is reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,294 @@
+//! A replay store in one SQLite file (feature `sqlite`): durable across restarts and crashes,
+//! shared by every process of the host, with no server to run.
+
+mod open;
+mod reply;
+mod worker;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use reply::SqliteReply;
+
+use super::{
+    Attempt, Lease, Lookup, Outcome, ReplayStore, ReplayStoreError, Reservation,
+    DEFAULT_IN_FLIGHT_TTL,
+};
+use worker::{counted, Request, Worker};
+
+/// Default bound on waiting for another process's lock: then the callback is answered 503.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default bound on each call, queue and commit included: well under the few seconds Vonage
+/// waits, so that a stalled disk turns into a 503 (retried later) rather than a timeout.
+pub const DEFAULT_SQLITE_TIMEOUT: Duration = Duration::from_millis(2500);
+/// Default number of requests waiting for the store's thread before new callbacks are refused
+/// with 503: bounds the memory a stalled disk can make the process hold.
+pub const DEFAULT_QUEUE: usize = 4096;
+
+/// Replay protection in one file: a restart, a crash or a second process on the same host
+/// shares the window.
+///
+/// **Durability.** A delivered mark is committed with `synchronous = FULL` (the write-ahead log
+/// is fsynced) before the settle resolves, and the layer sends the handler's 2xx only after
+/// that: a callback whose 2xx went out is on disk, and survives a kill, a crash or a power cut.
+/// Should that commit fail (the disk full), the 2xx still goes out, as with every store (the
+/// handler has acted), and the store keeps retrying the mark until the token is stale; until
+/// then the reservation's row keeps refusing the callback (503 `duplicate_in_flight`), and on a
+/// full disk every new reservation fails the same way (503), so no replay is accepted meanwhile.
+///
+/// **Speed.** SQLite calls run on a thread of the store's own, never on the async workers:
+/// requests queue to it, and it serves everything queued since its last commit in one
+/// transaction, so concurrent callbacks share one fsync (group commit). Reads and writes of
+/// every call are point look-ups on the primary key; expired rows go a slice at a time
+/// through an index on their expiry.
+///
+/// **Sharing.** The file is in WAL mode: every process that opens it (two workers, a
+/// blue/green switch) sees one window, and a `jti` delivered through one is refused by the
+/// others. A process waits at most the [lock timeout](SqliteStoreBuilder::lock_timeout) for
+/// another's lock, then answers 503. Keep the file on a local disk: SQLite's locking does not
+/// hold over network file systems.
+///
+/// **Bounded.** A row lives until its token is stale (max age + clock skew, the last accepted
+/// second included), or an in-flight reservation until its TTL, then is dropped as the store
+/// goes; the file's size follows the callbacks of one max age (see the README's table).
+/// [`max_size`](SqliteStoreBuilder::max_size) caps it: a full store answers 503 and recovers by
+/// itself as rows expire.
+///
+/// **Faults.** A file that is not a database, is corrupt, or cannot be written is refused at
+/// [`open`](Self::open) with an error naming the file and the cause: the store never silently
+/// starts empty over a window it cannot read.
+///
+/// ```no_run
+/// use vonage_secure_callbacks::replay::SqliteReplayStore;
+/// use vonage_secure_callbacks::{Secrets, SecureCallbackLayer};
+///
+/// let store = SqliteReplayStore::open("/var/lib/my-app/replay.sqlite3")?;
+/// let layer = SecureCallbackLayer::new(Secrets::from_env()?).replay_store(store);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SqliteReplayStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    requests: Sender<Request>,
+    /// Requests queued and not yet taken by the thread.
+    queued: Arc<AtomicUsize>,
+    path: PathBuf,
+    timeout: Duration,
+    queue: usize,
+    in_flight_ttl: Duration,
+}
+
+/// How to open the store: from [`SqliteReplayStore::builder`]; [`open`](Self::open) ends it.
+#[derive(Debug, Clone)]
+pub struct SqliteStoreBuilder {
+    path: PathBuf,
+    timeout: Duration,
+    lock_timeout: Duration,
+    queue: usize,
+    in_flight_ttl: Duration,
+    max_size: Option<u64>,
+    check_integrity: bool,
+}
+
+impl SqliteStoreBuilder {
+    /// Bound on each call, from the request's point of view (default
+    /// [`DEFAULT_SQLITE_TIMEOUT`]): past it the callback is answered 503.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Bound on waiting for another process's lock on the file (default
+    /// [`DEFAULT_LOCK_TIMEOUT`]).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Most requests waiting for the store's thread (default [`DEFAULT_QUEUE`]); past it new
+    /// callbacks are answered 503.
+    pub fn queue(mut self, requests: usize) -> Self {
+        self.queue = requests;
+        self
+    }
+
+    /// Lifetime of an in-flight reservation (default [`DEFAULT_IN_FLIGHT_TTL`]); make it longer
+    /// than your slowest handler.
+    pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
+        self.in_flight_ttl = ttl;
+        self
+    }
+
+    /// Largest size of the database file, in bytes (SQLite's `max_page_count`; default: no
+    /// limit but the disk's). A full store answers 503 until expired rows make room.
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// Whether [`open`](Self::open) runs SQLite's `quick_check` over the whole file (default
+    /// true; it reads every page, about a second per few hundred MB).
+    pub fn check_integrity(mut self, check: bool) -> Self {
+        self.check_integrity = check;
+        self
+    }
+
+    /// Opens the file (creating it when there is none), checks it and starts the store's
+    /// thread. Every error names the file and the cause.
+    pub fn open(self) -> Result<SqliteReplayStore, ReplayStoreError> {
+        let conn = open::open(&open::Options {
+            path: &self.path,
+            lock_timeout: self.lock_timeout,
+            max_size: self.max_size,
+            check_integrity: self.check_integrity,
+        })?;
+        let (requests, receiver) = std::sync::mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let worker = Worker::new(conn, Arc::clone(&queued));
+        std::thread::Builder::new()
+            .name("vonage-replay-sqlite".into())
+            .spawn(move || worker.run(receiver))
+            .map_err(|e| {
+                ReplayStoreError::new(format!("cannot start the SQLite store's thread: {e}"))
+            })?;
+        Ok(SqliteReplayStore {
+            inner: Arc::new(Inner {
+                requests,
+                queued,
+                path: self.path,
+                timeout: self.timeout,
+                queue: self.queue,
+                in_flight_ttl: self.in_flight_ttl,
+            }),
+        })
+    }
+}
+
+impl SqliteReplayStore {
+    /// Opens the store in the file at `path` with the default settings; see
+    /// [`builder`](Self::builder).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ReplayStoreError> {
+        Self::builder(path).open()
+    }
+
+    /// Starts configuring a store in the file at `path`.
+    pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder {
+            path: path.as_ref().to_owned(),
+            timeout: DEFAULT_SQLITE_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            queue: DEFAULT_QUEUE,
+            in_flight_ttl: DEFAULT_IN_FLIGHT_TTL,
+            max_size: None,
+            check_integrity: true,
+        }
+    }
+
+    /// The file the window is kept in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Lifetime of an in-flight reservation.
+    pub fn in_flight_ttl(&self) -> Duration {
+        self.inner.in_flight_ttl
+    }
+
+    /// Queues `request` for the thread; its answer arrives on `answer`.
+    fn send<T>(
+        &self,
+        request: Request,
+        answer: oneshot::Receiver<Result<T, ReplayStoreError>>,
+    ) -> SqliteReply<T> {
+        let inner = &self.inner;
+        if counted(&request) {
+            let admitted = inner
+                .queued
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < inner.queue).then_some(n + 1)
+                })
+                .is_ok();
+            if !admitted {
+                return SqliteReply::refused(ReplayStoreError::new(format!(
+                    "the SQLite replay store has {} requests waiting",
+                    inner.queue
+                )));
+            }
+        }
+        let counts = counted(&request);
+        if inner.requests.send(request).is_err() {
+            if counts {
+                inner.queued.fetch_sub(1, Ordering::AcqRel);
+            }
+            return SqliteReply::refused(ReplayStoreError::new(
+                "the SQLite replay store's thread stopped",
+            ));
+        }
+        SqliteReply::waiting(answer, inner.timeout)
+    }
+}
+
+impl ReplayStore for SqliteReplayStore {
+    type LookupFuture = SqliteReply<Lookup>;
+    type ReserveFuture = SqliteReply<Reservation>;
+    type SettleFuture = SqliteReply<()>;
+
+    fn lookup(&self, attempt: &Attempt) -> Self::LookupFuture {
+        let (answer, receiver) = oneshot::channel();
+        let attempt = attempt.clone();
+        self.send(Request::Lookup { attempt, answer }, receiver)
+    }
+
+    fn reserve(&self, attempt: Attempt) -> Self::ReserveFuture {
+        let (answer, receiver) = oneshot::channel();
+        let request = Request::Reserve {
+            lease: Lease::new(attempt),
+            in_flight_ttl: self.inner.in_flight_ttl.as_secs().max(1),
+            answer,
+        };
+        self.send(request, receiver)
+    }
+
+    fn settle(&self, lease: &Lease, outcome: Outcome) -> Self::SettleFuture {
+        let (answer, receiver) = oneshot::channel();
+        let request = Request::Settle {
+            lease: lease.clone(),
+            outcome,
+            answer: Some(answer),
+        };
+        self.send(request, receiver)
+    }
+
+    /// Queued to the store's thread, which retries a delivery that fails until its token is
+    /// stale (a release is tried once: the in-flight TTL frees the key otherwise).
+    fn settle_detached(&self, lease: Lease, outcome: Outcome) {
+        let _ = self.inner.requests.send(Request::Settle {
+            lease,
+            outcome,
+            answer: None,
+        });
+    }
+}
+
+impl fmt::Debug for SqliteReplayStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteReplayStore")
+            .field("path", &self.inner.path)
+            .field("timeout", &self.inner.timeout)
+            .field("queue", &self.inner.queue)
+            .field("in_flight_ttl", &self.inner.in_flight_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

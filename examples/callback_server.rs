@@ -12,8 +12,16 @@
 //!   refuses to start.
 //! - `REQUEST_TIMEOUT_SECS` (default 10): the whole request, body included, must arrive within
 //!   this, so a client that trickles its body cannot hold a connection.
-//! - `REDIS_URL` (with `--features redis`): keep replay protection in Redis, shared by every
-//!   instance, instead of this process's memory.
+//! - `REPLAY_STORE`: where delivered callbacks are remembered, so that a replay is refused:
+//!   - `sqlite:PATH`: in the file at `PATH`, across restarts and for every process of this host
+//!     (the default in production mode, at `sqlite:replay-window.sqlite3`);
+//!   - `memory`: in this process only, forgotten at restart (the default in development mode);
+//!   - `redis://…` or `rediss://…` (with `--features redis`): in Redis, for many hosts.
+//!
+//!   The store in use is printed at start; a file that cannot be used stops the server with an
+//!   error naming it.
+//! - `REPLAY_IN_FLIGHT_TTL_SECS` (default 60): how long a callback being handled holds its `jti`;
+//!   longer than your slowest handler.
 //!
 //! In development mode it prints a `curl` command carrying a freshly signed demo callback; run it
 //! in another terminal and the server answers 200 with the verified claims. Run it twice: the
@@ -100,12 +108,84 @@ fn app<R: ReplayStore>(layer: SecureCallbackLayer<R>) -> Router {
         ))
 }
 
+/// Where the replay window is kept, from `REPLAY_STORE`.
+enum StoreSetting {
+    Memory,
+    Sqlite(std::path::PathBuf),
+    Redis(String),
+}
+
+/// Production keeps its window in a file unless told otherwise: a restart must not reopen it.
+const DEFAULT_FILE: &str = "replay-window.sqlite3";
+
+fn store_setting(production: bool) -> Result<StoreSetting, String> {
+    if std::env::var_os("REDIS_URL").is_some() && std::env::var_os("REPLAY_STORE").is_none() {
+        return Err("REDIS_URL is no longer read: set REPLAY_STORE=redis://… instead".into());
+    }
+    let setting = std::env::var("REPLAY_STORE").unwrap_or_default();
+    Ok(match setting.as_str() {
+        "" if production => StoreSetting::Sqlite(DEFAULT_FILE.into()),
+        "" | "memory" => StoreSetting::Memory,
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            StoreSetting::Redis(url.to_owned())
+        }
+        other => match other.strip_prefix("sqlite:") {
+            Some(path) if !path.is_empty() => StoreSetting::Sqlite(path.into()),
+            _ => {
+                return Err(
+                    "REPLAY_STORE must be memory, sqlite:PATH or redis://… (it is neither)".into(),
+                )
+            }
+        },
+    })
+}
+
+fn in_flight_ttl() -> Result<Duration, String> {
+    match std::env::var("REPLAY_IN_FLIGHT_TTL_SECS") {
+        Err(_) => Ok(vonage_secure_callbacks::replay::DEFAULT_IN_FLIGHT_TTL),
+        Ok(s) => match s.parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => Err("REPLAY_IN_FLIGHT_TTL_SECS must be a whole number of seconds above 0".into()),
+        },
+    }
+}
+
+/// The app with the chosen replay store, saying at start which one it is.
+async fn with_store(
+    layer: SecureCallbackLayer,
+    setting: StoreSetting,
+    ttl: Duration,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    Ok(match setting {
+        StoreSetting::Memory => {
+            println!("replay store: in memory (this process only, forgotten at restart)");
+            let store = vonage_secure_callbacks::MemoryReplayStore::shared().in_flight_ttl(ttl);
+            app(layer.replay_store(store))
+        }
+        StoreSetting::Sqlite(path) => {
+            let store = vonage_secure_callbacks::replay::SqliteReplayStore::builder(&path)
+                .in_flight_ttl(ttl)
+                .open()?;
+            let shown = std::fs::canonicalize(&path).unwrap_or(path);
+            println!(
+                "replay store: SQLite file {} (kept across restarts, shared by every process of this host)",
+                shown.display()
+            );
+            app(layer.replay_store(store))
+        }
+        StoreSetting::Redis(url) => with_redis(layer, &url, ttl).await?,
+    })
+}
+
 #[cfg(feature = "redis")]
 async fn with_redis(
     layer: SecureCallbackLayer,
     url: &str,
+    ttl: Duration,
 ) -> Result<Router, Box<dyn std::error::Error>> {
-    let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(url).await?;
+    let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(url)
+        .await?
+        .in_flight_ttl(ttl);
     // The URL may carry a password: say where, not how.
     let target = url.rsplit('@').next().unwrap_or(url);
     println!("replay store: Redis at {target} (shared by every instance)");
@@ -116,8 +196,9 @@ async fn with_redis(
 async fn with_redis(
     _layer: SecureCallbackLayer,
     _url: &str,
+    _ttl: Duration,
 ) -> Result<Router, Box<dyn std::error::Error>> {
-    Err("REDIS_URL is set, but this build has no Redis store: run with `--features redis`".into())
+    Err("REPLAY_STORE is a Redis URL, but this build has no Redis store: run with `--features redis`".into())
 }
 
 #[tokio::main]
@@ -144,13 +225,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let layer = SecureCallbackLayer::new(secrets);
-    let app = match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => with_redis(layer, &url).await?,
-        _ => {
-            println!("replay store: in memory (this process only)");
-            app(layer)
-        }
-    };
+    let (setting, ttl) = store_setting(development.is_none())
+        .and_then(|setting| Ok((setting, in_flight_ttl()?)))
+        .unwrap_or_else(|err| {
+            eprintln!("error: {err}");
+            std::process::exit(2)
+        });
+    let app = with_store(layer, setting, ttl).await.unwrap_or_else(|err| {
+        eprintln!("error: {err}");
+        std::process::exit(2)
+    });
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;

@@ -20,6 +20,7 @@ mod redis_faults;
 mod redis_store;
 mod rejections;
 mod replay;
+mod sqlite_store;
 mod stacks;
 mod vectors;
 mod webhooks;

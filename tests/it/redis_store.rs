@@ -288,7 +288,7 @@ fn two_example_servers_share_replay_protection_through_redis() {
     let env = [
         ("VONAGE_API_KEY", "abcd1234"),
         ("VONAGE_SIGNATURE_SECRET", secret),
-        ("REDIS_URL", url.as_str()),
+        ("REPLAY_STORE", url.as_str()),
     ];
     let (_a, lines_a) = start(&env);
     let (_b, lines_b) = start(&env);

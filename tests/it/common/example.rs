@@ -1,7 +1,7 @@
 //! Runs `examples/callback_server` as a newcomer would, and the `curl` command it prints.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ pub fn example_named(name: &str) -> PathBuf {
             ("rust_crypto", cfg!(feature = "rust_crypto")),
             ("aws_lc_rs", cfg!(feature = "aws_lc_rs")),
             ("redis", cfg!(feature = "redis")),
+            ("sqlite", cfg!(feature = "sqlite")),
         ]
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
@@ -39,15 +40,18 @@ pub fn example_named(name: &str) -> PathBuf {
     profile_dir.join("examples").join(name)
 }
 
-/// Example `name` on a free port with `env` and no other Vonage or Redis variable.
-fn command(name: &str, env: &[(&str, &str)]) -> Command {
+/// Example `name` on a free port with `env` and no other Vonage or replay store variable, in
+/// `dir` (where a default store file lands).
+fn command(name: &str, env: &[(&str, &str)], dir: &Path) -> Command {
     let mut cmd = Command::new(example_named(name));
-    cmd.env("LISTEN_ADDR", "127.0.0.1:0");
+    cmd.env("LISTEN_ADDR", "127.0.0.1:0").current_dir(dir);
     for var in [
         "VONAGE_API_KEY",
         "VONAGE_SIGNATURE_SECRET",
         "VONAGE_SIGNATURE_SECRET_PREVIOUS",
         "REDIS_URL",
+        "REPLAY_STORE",
+        "REPLAY_IN_FLIGHT_TTL_SECS",
     ] {
         cmd.env_remove(var);
     }
@@ -58,11 +62,12 @@ fn command(name: &str, env: &[(&str, &str)]) -> Command {
 /// Runs example `name` with `env` (and no Vonage variables but those), expecting it to exit
 /// at once; returns its exit status and standard error.
 pub fn run_to_exit(name: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-    let mut cmd = command(name, env);
+    let dir = TempDir::new(name);
+    let mut cmd = command(name, env, &dir.0);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let mut child = KillOnDrop(cmd.spawn().unwrap(), Some(dir));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.0.try_wait().unwrap() {
@@ -91,12 +96,34 @@ pub fn address(lines: &[String]) -> String {
         .to_owned()
 }
 
-pub struct KillOnDrop(pub Child);
+/// A started example, killed when dropped, with the working directory it was started in
+/// (removed after it).
+pub struct KillOnDrop(pub Child, pub Option<TempDir>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A directory of the test's own, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("vsc-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -108,9 +135,17 @@ pub fn start(env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
 
 /// As [`start`], for example `name`.
 pub fn start_named(name: &str, env: &[(&str, &str)]) -> (KillOnDrop, Vec<String>) {
-    let mut cmd = command(name, env);
+    let dir = TempDir::new(name);
+    let (mut child, lines) = start_in(name, env, &dir.0);
+    child.1 = Some(dir);
+    (child, lines)
+}
+
+/// As [`start_named`], in the working directory `dir`, which the caller keeps.
+pub fn start_in(name: &str, env: &[(&str, &str)], dir: &Path) -> (KillOnDrop, Vec<String>) {
+    let mut cmd = command(name, env, dir);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let mut child = KillOnDrop(cmd.spawn().unwrap(), None);
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -97,6 +97,13 @@ pub fn serve() {
                 "/cpu",
                 get(|| async { cpu_ns(ClockId::ProcessCPUTime).to_string() }),
             );
+        // The durable store in a file of the child's own: its thread's CPU is the server's too.
+        let file = std::env::temp_dir().join(format!("load-cpu-{}.sqlite3", std::process::id()));
+        let sqlite = vonage_secure_callbacks::replay::SqliteReplayStore::open(&file).unwrap();
+        let app = app.route(
+            "/layer_sqlite",
+            post(no_content).route_layer(SecureCallbackLayer::new(secrets()).replay_store(sqlite)),
+        );
         #[cfg(feature = "redis")]
         let app = match std::env::var("REDIS_URL") {
             Ok(url) => {
@@ -128,13 +135,17 @@ async fn read_reference(headers: axum::http::HeaderMap, body: Bytes) -> StatusCo
     }
 }
 
-/// The child server, killed when dropped.
+/// The child server, killed when dropped (its SQLite store's files removed after it).
 struct Server(Child, SocketAddr);
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let file = std::env::temp_dir().join(format!("load-cpu-{}.sqlite3", self.0.id()));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
     }
 }
 
@@ -361,10 +372,12 @@ pub fn run(options: &Options) {
     println!("{last}");
 }
 
-/// The routes served: the four compared, `read_layered`, and with feature `redis` and
-/// `REDIS_URL` set, `layer_redis` (the layer with the Redis replay store).
+/// The routes served: the four compared, `read_layered`, `layer_sqlite` (the layer with the
+/// SQLite replay store in a temporary file), and with feature `redis` and `REDIS_URL` set,
+/// `layer_redis` (the layer with the Redis replay store).
 fn routes() -> Vec<&'static str> {
     let mut routes = ROUTES.to_vec();
+    routes.push("layer_sqlite");
     if cfg!(feature = "redis") && std::env::var_os("REDIS_URL").is_some() {
         routes.push("layer_redis");
     }

@@ -10,6 +10,7 @@ use axum::middleware;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
+use vonage_secure_callbacks::replay::SqliteReplayStore;
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::{MemoryReplayStore, SecureCallbackLayer};
 
@@ -98,6 +99,10 @@ async fn measure(o: Limits, rounds: usize) {
     // Room for every token of every round, with slack for uneven shards.
     let store = MemoryReplayStore::with_capacity(2 * o.requests * rounds);
     let layer = SecureCallbackLayer::new(secrets()).replay_store(store);
+    // The durable store, on this machine's disk: every delivery fsynced before its 2xx.
+    let file = std::env::temp_dir().join(format!("load-replay-{}.sqlite3", std::process::id()));
+    let sqlite = SqliteReplayStore::open(&file).unwrap();
+    let layer_sqlite = SecureCallbackLayer::new(secrets()).replay_store(sqlite);
     let servers = [
         ("bare", serve(route()).await),
         ("layer", serve(route().layer(layer)).await),
@@ -109,6 +114,7 @@ async fn measure(o: Limits, rounds: usize) {
             "read",
             serve(Router::new().route("/cb", post(read_body))).await,
         ),
+        ("sqlite", serve(route().layer(layer_sqlite)).await),
     ];
 
     println!(
@@ -116,13 +122,13 @@ async fn measure(o: Limits, rounds: usize) {
         o.connections, o.seconds, o.requests
     );
     let shared_auths = sign(o.requests);
-    let mut totals: [(usize, Duration, Vec<u32>); 4] = Default::default();
-    let mut ratios: Vec<[f64; 4]> = Vec::new();
+    let mut totals: [(usize, Duration, Vec<u32>); 5] = Default::default();
+    let mut ratios: Vec<[f64; 5]> = Vec::new();
     for round in 0..rounds {
-        let mut rps = [0.0; 4];
+        let mut rps = [0.0; 5];
         for (i, (name, addr)) in servers.iter().enumerate() {
             // The layer refuses replays: it gets tokens never sent before.
-            let auths = if *name == "layer" {
+            let auths = if *name == "layer" || *name == "sqlite" {
                 sign(o.requests)
             } else {
                 shared_auths.clone()
@@ -131,7 +137,7 @@ async fn measure(o: Limits, rounds: usize) {
             r.latencies_us.sort_unstable();
             rps[i] = r.requests as f64 / r.elapsed.as_secs_f64();
             println!(
-                "round {} {name:>5}: {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs  ({} requests)",
+                "round {} {name:>6}: {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs  ({} requests)",
                 round + 1,
                 rps[i],
                 percentile(&r.latencies_us, 0.50),
@@ -147,13 +153,14 @@ async fn measure(o: Limits, rounds: usize) {
             rps[1] / rps[2],
             rps[3] / rps[0],
             rps[1] / rps[3],
+            rps[4] / rps[1],
         ]);
     }
     for (i, (name, _)) in servers.iter().enumerate() {
         let (n, elapsed, lat) = &mut totals[i];
         lat.sort_unstable();
         println!(
-            "all   {name:>5}: {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs",
+            "all   {name:>6}: {:>8.0} req/s  p50 {:>5} µs  p99 {:>6} µs",
             *n as f64 / elapsed.as_secs_f64(),
             percentile(lat, 0.50),
             percentile(lat, 0.99)
@@ -166,5 +173,12 @@ async fn measure(o: Limits, rounds: usize) {
     };
     // Informational: the bare route that also reads its body, the floor for any verifier.
     println!("read/bare={:.3} layer/read={:.3}", median(2), median(3));
+    println!(
+        "sqlite/layer={:.3} (the durable store beside the memory store)",
+        median(4)
+    );
     println!("layer/bare={:.3} layer/naive={:.3}", median(0), median(1));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
 }

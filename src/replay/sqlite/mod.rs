@@ -42,9 +42,11 @@ pub const DEFAULT_QUEUE: usize = 4096;
 /// then the reservation's row keeps refusing the callback (503 `duplicate_in_flight`), and on a
 /// full disk every new reservation fails the same way (503), so no replay is accepted meanwhile.
 ///
-/// **Speed.** SQLite calls run on a thread of the store's own, never on the async workers:
-/// requests queue to it, and it serves everything queued since its last commit in one
-/// transaction, so concurrent callbacks share one fsync (group commit). Reads and writes of
+/// **Speed.** SQLite calls run on two threads of the store's own, never on the async workers:
+/// reservations and settles queue to a writer, which serves everything queued since its last
+/// commit in one transaction, so concurrent callbacks share one fsync (group commit); the
+/// look-ups before the body go to a reader on a connection of its own, which never waits for
+/// the writer's commits. Reads and writes of
 /// every call are point look-ups on the primary key; expired rows go a slice at a time
 /// through an index on their expiry.
 ///
@@ -78,7 +80,11 @@ pub struct SqliteReplayStore {
 }
 
 struct Inner {
+    /// To the writer thread: reservations and settles.
     requests: Sender<Request>,
+    /// To the reader thread: look-ups, which never wait behind the writer's commits (WAL
+    /// readers see every committed write without taking its lock).
+    lookups: Sender<Request>,
     /// Requests queued and not yet taken by the thread.
     queued: Arc<AtomicUsize>,
     path: PathBuf,
@@ -145,24 +151,24 @@ impl SqliteStoreBuilder {
     /// Opens the file (creating it when there is none), checks it and starts the store's
     /// thread. Every error names the file and the cause.
     pub fn open(self) -> Result<SqliteReplayStore, ReplayStoreError> {
-        let conn = open::open(&open::Options {
+        let options = open::Options {
             path: &self.path,
             lock_timeout: self.lock_timeout,
             max_size: self.max_size,
             check_integrity: self.check_integrity,
-        })?;
-        let (requests, receiver) = std::sync::mpsc::channel();
+        };
+        let writer = open::open(&options)?;
+        let reader = open::open_reader(&options)?;
         let queued = Arc::new(AtomicUsize::new(0));
-        let worker = Worker::new(conn, Arc::clone(&queued));
-        std::thread::Builder::new()
-            .name("vonage-replay-sqlite".into())
-            .spawn(move || worker.run(receiver))
-            .map_err(|e| {
-                ReplayStoreError::new(format!("cannot start the SQLite store's thread: {e}"))
-            })?;
+        let requests = spawn(
+            "vonage-replay-write",
+            Worker::writer(writer, queued.clone()),
+        )?;
+        let lookups = spawn("vonage-replay-read", Worker::reader(reader, queued.clone()))?;
         Ok(SqliteReplayStore {
             inner: Arc::new(Inner {
                 requests,
+                lookups,
                 queued,
                 path: self.path,
                 timeout: self.timeout,
@@ -171,6 +177,18 @@ impl SqliteStoreBuilder {
             }),
         })
     }
+}
+
+/// Starts `worker` on a thread of its own; returns where to send it requests.
+fn spawn(name: &str, worker: Worker) -> Result<Sender<Request>, ReplayStoreError> {
+    let (requests, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || worker.run(receiver))
+        .map_err(|e| {
+            ReplayStoreError::new(format!("cannot start the SQLite store's thread: {e}"))
+        })?;
+    Ok(requests)
 }
 
 impl SqliteReplayStore {
@@ -225,7 +243,11 @@ impl SqliteReplayStore {
             }
         }
         let counts = counted(&request);
-        if inner.requests.send(request).is_err() {
+        let to = match request {
+            Request::Lookup { .. } => &inner.lookups,
+            _ => &inner.requests,
+        };
+        if to.send(request).is_err() {
             if counts {
                 inner.queued.fetch_sub(1, Ordering::AcqRel);
             }

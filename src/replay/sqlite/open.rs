@@ -66,6 +66,22 @@ pub(super) fn open(options: &Options<'_>) -> Result<Connection, ReplayStoreError
     Ok(conn)
 }
 
+/// A second connection to the file that [`open`] checked, for the reader thread: the same
+/// journal and lock timeout, nothing written.
+pub(super) fn open_reader(options: &Options<'_>) -> Result<Connection, ReplayStoreError> {
+    let fail = |e: rusqlite::Error| {
+        ReplayStoreError::new(format!(
+            "cannot use {} as the replay store: {}",
+            options.path.display(),
+            cause(&e)
+        ))
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(options.path, flags).map_err(fail)?;
+    conn.busy_timeout(options.lock_timeout).map_err(fail)?;
+    Ok(conn)
+}
+
 /// What the operating system says of the file and its folder, before SQLite (whose
 /// "unable to open database file" names no reason).
 fn precheck(path: &Path) -> Result<(), String> {

@@ -1,9 +1,9 @@
-//! The store's own thread: it owns the connection, takes every request queued since its last
+//! The store's threads: each owns a connection, takes every request queued since its last
 //! commit, serves them in one transaction and answers them only once that transaction is
 //! committed (group commit: one fsync for a batch of concurrent callbacks).
 //!
-//! Between batches it drops expired rows a slice at a time, and retries the delivery marks it
-//! owes (settles that failed or whose request went away).
+//! Between batches the writer drops expired rows a slice at a time, and retries the delivery
+//! marks it owes (settles that failed or whose request went away). The reader serves look-ups.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -87,6 +87,8 @@ struct Owed {
 
 pub(super) struct Worker {
     conn: Connection,
+    /// The writer prunes and keeps owed marks; the reader only looks up.
+    writes: bool,
     /// Requests queued and not yet taken (the store refuses new ones past its bound).
     queued: Arc<AtomicUsize>,
     /// The "now" of the latest request: the layer's clock, which pruning follows.
@@ -96,9 +98,20 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub(super) fn new(conn: Connection, queued: Arc<AtomicUsize>) -> Self {
+    /// The thread that reserves, settles and prunes.
+    pub(super) fn writer(conn: Connection, queued: Arc<AtomicUsize>) -> Self {
+        Self::new(conn, queued, true)
+    }
+
+    /// The thread that serves look-ups.
+    pub(super) fn reader(conn: Connection, queued: Arc<AtomicUsize>) -> Self {
+        Self::new(conn, queued, false)
+    }
+
+    fn new(conn: Connection, queued: Arc<AtomicUsize>, writes: bool) -> Self {
         Self {
             conn,
+            writes,
             queued,
             now: 0,
             owed: Vec::new(),
@@ -130,14 +143,19 @@ impl Worker {
             if !batch.is_empty() {
                 self.serve(batch);
             }
-            self.retry_owed(false);
-            if Instant::now() >= self.next_prune {
-                self.prune();
+            if self.writes {
+                self.retry_owed(false);
+                if Instant::now() >= self.next_prune {
+                    self.prune();
+                }
             }
         }
     }
 
     fn next_wake(&self) -> Instant {
+        if !self.writes {
+            return Instant::now() + Duration::from_secs(3600);
+        }
         self.owed
             .iter()
             .map(|o| o.next)

@@ -1,4 +1,6 @@
-//! The in-memory replay store's cost per callback, current against previous, in one run.
+//! The replay stores' cost per callback in one run: the in-memory store, current against
+//! previous, and beside it the durable SQLite store (a file on this machine's disk, every
+//! delivery fsynced), one callback at a time and 32 at once.
 //!
 //! Per accepted callback the layer now asks the store three times (a lookup before the body,
 //! a reservation, a settle); before, twice (reserve, complete). Both stores get distinct fresh
@@ -24,7 +26,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion};
 use previous_store::PreviousStore;
 use vonage_secure_callbacks::replay::{
-    Attempt, Outcome, ReplayKey, ReplayStore, Reservation, Retention,
+    Attempt, Outcome, ReplayKey, ReplayStore, Reservation, Retention, SqliteReplayStore,
 };
 use vonage_secure_callbacks::test_util::fresh_jti;
 use vonage_secure_callbacks::MemoryReplayStore;
@@ -93,6 +95,65 @@ fn bench(c: &mut Criterion) {
         )
     });
     group.finish();
+    sqlite(c);
+}
+
+/// lookup, reserve and settle one fresh callback on the SQLite store.
+async fn sqlite_callback(store: &SqliteReplayStore) {
+    let key = ReplayKey::new(API_KEY, &fresh_jti());
+    let attempt = Attempt::new(key, NOW, NOW, retention());
+    store.lookup(&attempt).await.unwrap();
+    let Ok(Reservation::Reserved(lease)) = store.reserve(attempt).await else {
+        unreachable!("fresh keys are reserved")
+    };
+    store.settle(&lease, Outcome::Delivered).await.unwrap();
+}
+
+fn sqlite(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let file = std::env::temp_dir().join(format!("bench-replay-{}.sqlite3", std::process::id()));
+    let store = SqliteReplayStore::open(&file).unwrap();
+    let mut group = c.benchmark_group(GROUP);
+    group.bench_function("sqlite_one_at_a_time", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    sqlite_callback(&store).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    // 32 callbacks in flight at once, as over 32 connections: per callback.
+    group.bench_function("sqlite_32_at_once", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let start = std::time::Instant::now();
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..32 {
+                    let (store, next) = (store.clone(), next.clone());
+                    tasks.spawn(async move {
+                        while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < iters {
+                            sqlite_callback(&store).await;
+                        }
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
 }
 
 fn report() {
@@ -108,6 +169,19 @@ fn report() {
             cur / prev,
             full / prev
         );
+        if let (Some(one), Some(many)) = (m("sqlite_one_at_a_time"), m("sqlite_32_at_once")) {
+            println!("durable SQLite store per callback (lookup, reserve, settle; fsynced):");
+            println!(
+                "  one at a time {:.1}µs, 32 at once {:.1}µs",
+                one / 1e3,
+                many / 1e3
+            );
+            println!(
+                "  sqlite one at a time/memory = {:.0}; sqlite 32 at once/memory = {:.0}",
+                one / full,
+                many / full
+            );
+        }
     }
 }
 

@@ -40,6 +40,8 @@
 //!   [`extract::VideoCallback`] extracts the claims and the typed event.
 //! - `cli`: the `vonage-callbacks` command: `verify` explains a refused callback, `sign` signs
 //!   a body, `send` sends a signed sample Video event.
+//! - `sqlite`: [`replay::SqliteReplayStore`], replay protection in one file: kept across
+//!   restarts and crashes, shared by every process of the host.
 //! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances;
 //!   `redis-cluster` for a Redis Cluster, `redis-tls` for `rediss://` (rustls).
 //!
@@ -51,8 +53,9 @@
 //!
 //! # Replay protection and delivery
 //! A delivered `jti` is remembered by a [`replay::ReplayStore`]: by default the process-wide
-//! [`MemoryReplayStore::shared`], whatever number of layers the process builds; across
-//! instances, [`replay::RedisReplayStore`]. Delivery is at least once: a request dropped while
+//! [`MemoryReplayStore::shared`], whatever number of layers the process builds, forgotten at
+//! restart; across restarts and the processes of one host, `replay::SqliteReplayStore`
+//! (feature `sqlite`); across hosts, `replay::RedisReplayStore` (feature `redis`). Delivery is at least once: a request dropped while
 //! its handler runs releases its `jti`, and Vonage's retry runs the handler again, so handlers
 //! must be idempotent (the README shows one keyed by `jti`).
 #![forbid(unsafe_code)]

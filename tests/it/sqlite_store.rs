@@ -455,6 +455,8 @@ fn refuses_to_start_as_nobody(file: &Path) -> String {
         .env("VONAGE_SIGNATURE_SECRET", SECRET)
         .env("REPLAY_STORE", format!("sqlite:{}", file.display()))
         .env_remove("REPLAY_IN_FLIGHT_TTL_SECS")
+        .env_remove("REDIS_URL")
+        .env_remove("VONAGE_SIGNATURE_SECRET_PREVIOUS")
         .current_dir("/")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -518,3 +518,69 @@ fn a_file_owned_by_another_user_or_a_read_only_folder_stops_the_server_by_name()
     assert!(err.contains("directory must be writable"), "{err}");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Python's own sqlite3 module takes the file's write lock and holds it until its standard
+/// input closes: another program on the host, as a backup tool or a second app might.
+const HOLD_THE_LOCK: &str = r#"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+db.execute("ROLLBACK")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_another_process_is_a_bounded_wait_then_503_then_recovery() {
+    let dir = TempDir::new("locked");
+    let file = dir.0.join("replay.sqlite3");
+    let env = production(&[("REPLAY_STORE", format!("sqlite:{}", file.display()))]);
+    let (_server, addr, _) = start(&dir.0, &env);
+    let client = http();
+    assert_eq!(
+        deliver(&client, &addr, &callback()).await.unwrap().0,
+        StatusCode::OK
+    );
+
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", HOLD_THE_LOCK])
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    // The lock timeout (1 s) passes, then 503: neither a hang nor an acceptance.
+    let auth = callback();
+    let asked = Instant::now();
+    let reply = deliver(&client, &addr, &auth).await;
+    let waited = asked.elapsed();
+    assert_eq!(
+        reply,
+        Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replay_store_unavailable".into()
+        ))
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+
+    // The other program lets go: Vonage's retry is accepted, once.
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    let (status, _) = deliver_until_final(&client, &addr, &auth, Duration::from_secs(10)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        deliver(&client, &addr, &auth).await,
+        Some((StatusCode::CONFLICT, "replayed_token".into()))
+    );
+}

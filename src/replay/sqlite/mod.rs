@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -62,6 +63,11 @@ pub const DEFAULT_QUEUE: usize = 4096;
 /// [`max_size`](SqliteStoreBuilder::max_size) caps it: a full store answers 503 and recovers by
 /// itself as rows expire.
 ///
+/// **Shutdown.** When the last handle is dropped, the store finishes what was queued (delivery
+/// marks it owes included), closes the file and only then returns: drop it before the process
+/// exits and a store opened after it finds every delivery. That drop may wait for one
+/// transaction; do it at shutdown.
+///
 /// **Faults.** A file that is not a database, is corrupt, or cannot be written is refused at
 /// [`open`](Self::open) with an error naming the file and the cause: the store never silently
 /// starts empty over a window it cannot read.
@@ -85,6 +91,8 @@ struct Inner {
     /// To the reader thread: look-ups, which never wait behind the writer's commits (WAL
     /// readers see every committed write without taking its lock).
     lookups: Sender<Request>,
+    /// The two threads, joined when the last handle goes.
+    threads: Vec<JoinHandle<()>>,
     /// Requests queued and not yet taken by the thread.
     queued: Arc<AtomicUsize>,
     path: PathBuf,
@@ -160,15 +168,17 @@ impl SqliteStoreBuilder {
         let writer = open::open(&options)?;
         let reader = open::open_reader(&options)?;
         let queued = Arc::new(AtomicUsize::new(0));
-        let requests = spawn(
+        let (requests, write_thread) = spawn(
             "vonage-replay-write",
             Worker::writer(writer, queued.clone()),
         )?;
-        let lookups = spawn("vonage-replay-read", Worker::reader(reader, queued.clone()))?;
+        let (lookups, read_thread) =
+            spawn("vonage-replay-read", Worker::reader(reader, queued.clone()))?;
         Ok(SqliteReplayStore {
             inner: Arc::new(Inner {
                 requests,
                 lookups,
+                threads: vec![write_thread, read_thread],
                 queued,
                 path: self.path,
                 timeout: self.timeout,
@@ -179,16 +189,40 @@ impl SqliteStoreBuilder {
     }
 }
 
-/// Starts `worker` on a thread of its own; returns where to send it requests.
-fn spawn(name: &str, worker: Worker) -> Result<Sender<Request>, ReplayStoreError> {
+/// Starts `worker` on a thread of its own; returns where to send it requests, and the thread.
+fn spawn(
+    name: &str,
+    worker: Worker,
+) -> Result<(Sender<Request>, JoinHandle<()>), ReplayStoreError> {
     let (requests, receiver) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || worker.run(receiver))
         .map_err(|e| {
             ReplayStoreError::new(format!("cannot start the SQLite store's thread: {e}"))
         })?;
-    Ok(requests)
+    Ok((requests, thread))
+}
+
+/// The last handle gone, the threads finish what was queued (owed delivery marks included),
+/// close their connections, and are waited for: a process that drops its store before it exits
+/// leaves the file complete, and a store opened after it on the same file finds every delivery.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queues is what tells each thread to stop.
+        let (requests, lookups) = {
+            let (never, _) = std::sync::mpsc::channel();
+            let (never_either, _) = std::sync::mpsc::channel();
+            (
+                std::mem::replace(&mut self.requests, never),
+                std::mem::replace(&mut self.lookups, never_either),
+            )
+        };
+        drop((requests, lookups));
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl SqliteReplayStore {

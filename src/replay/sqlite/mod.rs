@@ -157,7 +157,10 @@ impl SqliteStoreBuilder {
     }
 
     /// Opens the file (creating it when there is none), checks it and starts the store's
-    /// thread. Every error names the file and the cause.
+    /// threads. Every error names the file and the cause.
+    ///
+    /// This blocks while it reads the file (the integrity check reads every page): call it
+    /// at start, before serving, or through `tokio::task::spawn_blocking`.
     pub fn open(self) -> Result<SqliteReplayStore, ReplayStoreError> {
         let options = open::Options {
             path: &self.path,

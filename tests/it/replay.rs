@@ -387,15 +387,19 @@ async fn a_small_store_under_sustained_load_accepts_every_fresh_callback_and_no_
     assert!((900..=1_000).contains(&window.as_secs()), "{window:?}");
 }
 
-#[tokio::test]
-async fn a_clock_that_jumps_ahead_and_back_lets_no_replay_through() {
-    // The server's clock jumps a day ahead (a bad NTP server, a restored VM), the full store
-    // drops what now looks expired, and the clock is put right. The verifier finds those tokens
-    // fresh again; the store must not.
-    const CAPACITY: usize = 16;
+/// The server's clock jumps a day ahead (a bad NTP server, a restored VM), the store drops what
+/// now looks expired, and the clock is put right. The verifier finds those tokens fresh again;
+/// the store must not. Delivers 16 callbacks, jumps, delivers `ahead` callbacks at the wrong
+/// time (pausing `pause` after each, for a store that prunes as it goes), comes back; every
+/// replay must be refused `replay_window_exceeded` and a fresh callback accepted. Shared by
+/// every store's test.
+pub async fn a_clock_jump_lets_no_replay_through<R: ReplayStore>(
+    store: R,
+    ahead: usize,
+    pause: Duration,
+) {
     let clock = clock();
-    let store = MemoryReplayStore::with_capacity(CAPACITY);
-    let layer = layer_with(|v| v.clock(clock.clone())).replay_store(store.clone());
+    let layer = layer_with(|v| v.clock(clock.clone())).replay_store(store);
     let addr = serve_axum(echo_app(layer)).await;
     let signed_at = |iat: u64| {
         format!(
@@ -405,23 +409,25 @@ async fn a_clock_that_jumps_ahead_and_back_lets_no_replay_through() {
             })
         )
     };
-    let delivered: Vec<String> = (0..CAPACITY as u64).map(|i| signed_at(NOW + i)).collect();
+    let delivered: Vec<String> = (0..16).map(|i| signed_at(NOW + i)).collect();
     for auth in &delivered {
         assert_eq!(post(addr, Some(auth), BODY).await.status, StatusCode::OK);
     }
-    let ahead = NOW + 86_400 + 300 + 60;
-    clock.set(ahead);
+    let later = NOW + 86_400 + 300 + 60;
+    clock.set(later);
     // While it is wrong, those tokens are stale: retried by Vonage, not lost.
     let during = post(addr, Some(&delivered[0]), BODY).await;
     assert_eq!(
         (during.status, during.error()),
         (StatusCode::SERVICE_UNAVAILABLE, "stale_token".to_owned())
     );
-    assert_eq!(
-        post(addr, Some(&signed_at(ahead)), BODY).await.status,
-        StatusCode::OK
-    );
-    assert!(store.len() < CAPACITY, "the expired ones were dropped");
+    for _ in 0..ahead {
+        assert_eq!(
+            post(addr, Some(&signed_at(later)), BODY).await.status,
+            StatusCode::OK
+        );
+        tokio::time::sleep(pause).await;
+    }
     clock.set(NOW + 100);
     for (i, auth) in delivered.iter().enumerate() {
         let reply = post(addr, Some(auth), BODY).await;
@@ -431,12 +437,20 @@ async fn a_clock_that_jumps_ahead_and_back_lets_no_replay_through() {
             "replay {i} after the clock came back"
         );
     }
-    // A fresh callback is still accepted, and the store says how far back it now vouches:
-    // from the newest token it dropped (issued at NOW + 15) to now.
     assert_eq!(
         post(addr, Some(&signed_at(NOW + 100)), BODY).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_clock_that_jumps_ahead_and_back_lets_no_replay_through() {
+    // A full store of 16: the one callback at the wrong time makes it drop the 16 as expired.
+    let store = MemoryReplayStore::with_capacity(16);
+    a_clock_jump_lets_no_replay_through(store.clone(), 1, Duration::ZERO).await;
+    assert!(store.len() < 16, "the expired ones were dropped");
+    // The store says how far back it now vouches: from the newest token it dropped (issued at
+    // NOW + 15) to now.
     assert_eq!(store.effective_window(), Some(Duration::from_secs(85)));
 }
 

@@ -28,7 +28,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default bound on each call, queue and commit included: well under the few seconds Vonage
 /// waits, so that a stalled disk turns into a 503 (retried later) rather than a timeout.
 pub const DEFAULT_SQLITE_TIMEOUT: Duration = Duration::from_millis(2500);
-/// Default number of requests waiting for the store's thread before new callbacks are refused
+/// Default number of requests waiting for the store's threads before new callbacks are refused
 /// with 503: bounds the memory a stalled disk can make the process hold.
 pub const DEFAULT_QUEUE: usize = 4096;
 
@@ -47,9 +47,8 @@ pub const DEFAULT_QUEUE: usize = 4096;
 /// reservations and settles queue to a writer, which serves everything queued since its last
 /// commit in one transaction, so concurrent callbacks share one fsync (group commit); the
 /// look-ups before the body go to a reader on a connection of its own, which never waits for
-/// the writer's commits. Reads and writes of
-/// every call are point look-ups on the primary key; expired rows go a slice at a time
-/// through an index on their expiry.
+/// the writer's commits. Every read and write of a call is a point look-up on the primary
+/// key; expired rows go a slice at a time through an index on their expiry.
 ///
 /// **Sharing.** The file is in WAL mode: every process that opens it (two workers, a
 /// blue/green switch) sees one window, and a `jti` delivered through one is refused by the

@@ -545,6 +545,7 @@ impl fmt::Debug for MemoryReplayStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::test_support::{done, lease};
     use std::future::Future;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
@@ -572,18 +573,6 @@ mod tests {
 
     fn reserve(s: &MemoryReplayStore, jti: &str, iat: u64, at: u64) -> Reservation {
         now(s.reserve(attempt(jti, iat, at))).unwrap()
-    }
-
-    fn lease(r: Reservation) -> Lease {
-        match r {
-            Reservation::Reserved(lease) => lease,
-            other => panic!("not reserved: {other:?}"),
-        }
-    }
-
-    /// Refused as delivered, the delivery recorded at `at`.
-    fn done(at: u64) -> Reservation {
-        Reservation::AlreadyDone { at: Some(at) }
     }
 
     fn deliver(s: &MemoryReplayStore, jti: &str, iat: u64, at: u64) {

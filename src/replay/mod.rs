@@ -173,3 +173,22 @@ impl<R: ReplayStore> Drop for Held<R> {
         }
     }
 }
+
+/// What the stores' own tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Lease, Reservation};
+
+    /// The lease of a reservation that must have been made.
+    pub(crate) fn lease(r: Reservation) -> Lease {
+        match r {
+            Reservation::Reserved(lease) => lease,
+            other => panic!("not reserved: {other:?}"),
+        }
+    }
+
+    /// Refused as delivered, the delivery recorded at `at`.
+    pub(crate) fn done(at: u64) -> Reservation {
+        Reservation::AlreadyDone { at: Some(at) }
+    }
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+use crate::replay::test_support::{done, lease};
 use crate::replay::{ReplayKey, Retention};
 
 const T0: u64 = 1_000_000;
@@ -50,17 +51,6 @@ fn attempt(jti: &str, iat: u64, at: u64) -> Attempt {
 
 async fn reserve(s: &SqliteReplayStore, jti: &str, iat: u64, at: u64) -> Reservation {
     s.reserve(attempt(jti, iat, at)).await.unwrap()
-}
-
-fn lease(r: Reservation) -> Lease {
-    match r {
-        Reservation::Reserved(lease) => lease,
-        other => panic!("not reserved: {other:?}"),
-    }
-}
-
-fn done(at: u64) -> Reservation {
-    Reservation::AlreadyDone { at: Some(at) }
 }
 
 async fn deliver(s: &SqliteReplayStore, jti: &str, iat: u64, at: u64) {

@@ -266,7 +266,8 @@ impl SqliteReplayStore {
         answer: oneshot::Receiver<Result<T, ReplayStoreError>>,
     ) -> SqliteReply<T> {
         let inner = &self.inner;
-        if counted(&request) {
+        let counts = counted(&request);
+        if counts {
             let admitted = inner
                 .queued
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -280,7 +281,6 @@ impl SqliteReplayStore {
                 )));
             }
         }
-        let counts = counted(&request);
         let to = match request {
             Request::Lookup { .. } => &inner.lookups,
             _ => &inner.requests,

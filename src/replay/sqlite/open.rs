@@ -44,12 +44,7 @@ pub(super) struct Options<'a> {
 /// Opens (creating it if there is no file yet) and checks the store's file.
 pub(super) fn open(options: &Options<'_>) -> Result<Connection, ReplayStoreError> {
     let path = options.path;
-    let fail = |cause: String| {
-        ReplayStoreError::new(format!(
-            "cannot use {} as the replay store: {cause}",
-            path.display()
-        ))
-    };
+    let fail = |cause: String| unusable(path, &cause);
     precheck(path).map_err(fail)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -69,17 +64,19 @@ pub(super) fn open(options: &Options<'_>) -> Result<Connection, ReplayStoreError
 /// A second connection to the file that [`open`] checked, for the reader thread: the same
 /// journal and lock timeout, nothing written.
 pub(super) fn open_reader(options: &Options<'_>) -> Result<Connection, ReplayStoreError> {
-    let fail = |e: rusqlite::Error| {
-        ReplayStoreError::new(format!(
-            "cannot use {} as the replay store: {}",
-            options.path.display(),
-            cause(&e)
-        ))
-    };
+    let fail = |e: rusqlite::Error| unusable(options.path, &cause(&e));
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(options.path, flags).map_err(fail)?;
     conn.busy_timeout(options.lock_timeout).map_err(fail)?;
     Ok(conn)
+}
+
+/// The error of a file the store cannot use: its path and why.
+fn unusable(path: &Path, cause: &str) -> ReplayStoreError {
+    ReplayStoreError::new(format!(
+        "cannot use {} as the replay store: {cause}",
+        path.display()
+    ))
 }
 
 /// What the operating system says of the file and its folder, before SQLite (whose

@@ -173,24 +173,23 @@ impl Worker {
                     self.answer(request, Ok(served));
                 }
             }
-            // One failing request (the disk full for its insert, say) must not sink the others:
-            // each is tried again alone, after room was looked for.
-            Err(err) if batch.len() > 1 => {
-                if err.sqlite_error_code() == Some(ErrorCode::DiskFull) {
-                    self.prune();
-                }
-                for request in batch {
-                    let one = std::slice::from_ref(&request);
-                    let served = self.transaction(one).map(|mut s| s.remove(0));
-                    self.answer(request, served.map_err(|e| store_error(&e)));
-                }
-            }
             Err(err) => {
                 if err.sqlite_error_code() == Some(ErrorCode::DiskFull) {
                     self.prune();
                 }
+                // One failing request (the disk full for its insert, say) must not sink the
+                // others: each is tried again alone, after room was looked for.
+                let retry = batch.len() > 1;
+                let error = store_error(&err);
                 for request in batch {
-                    self.answer(request, Err(store_error(&err)));
+                    let served = if retry {
+                        let one = std::slice::from_ref(&request);
+                        let served = self.transaction(one).map(|mut s| s.remove(0));
+                        served.map_err(|e| store_error(&e))
+                    } else {
+                        Err(error.clone())
+                    };
+                    self.answer(request, served);
                 }
             }
         }

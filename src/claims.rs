@@ -116,6 +116,18 @@ impl Text {
     }
 }
 
+/// A JOSE header or claims set must be a JSON object of valid UTF-8, throughout: serde would
+/// fill a struct from an array by position, and skips ignored fields without checking their
+/// UTF-8.
+pub(crate) fn json_object(json: &[u8]) -> Result<&str, Rejection> {
+    let text = std::str::from_utf8(json).map_err(|_| Rejection::MalformedToken)?;
+    if text.trim_start().starts_with('{') {
+        Ok(text)
+    } else {
+        Err(Rejection::MalformedToken)
+    }
+}
+
 impl VonageClaims {
     /// Parses the decoded claims JSON of a token (not yet verified).
     ///
@@ -126,8 +138,8 @@ impl VonageClaims {
         if json.len() > u32::MAX as usize {
             return Err(Rejection::MalformedToken);
         }
-        let wire: WireClaims<'_> = serde_json::from_str(crate::token::json_object(&json)?)
-            .map_err(|_| Rejection::MalformedToken)?;
+        let wire: WireClaims<'_> =
+            serde_json::from_str(json_object(&json)?).map_err(|_| Rejection::MalformedToken)?;
         let (Some(iat), Some(jti), Some(api_key)) = (wire.iat, wire.jti, wire.api_key) else {
             return Err(Rejection::MalformedToken);
         };

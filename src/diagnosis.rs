@@ -1,17 +1,18 @@
 //! Why a callback was refused, in facts that point to the cause: what the token claimed (read
 //! without trusting it), how its time compares with ours, what the body looked like. Never a
-//! secret, a token or a body.
+//! secret, a token or a body. The checks write them (see `explain`); the layer adds what the
+//! replay store said.
 
 use http::{header, HeaderMap};
 
-use crate::claims::VonageClaims;
-use crate::rejection::Rejection;
-use crate::token::{bearer_token, UnverifiedToken};
-use crate::verify::CallbackVerifier;
+use crate::claims::{SecretUsed, VonageClaims};
+use crate::verify::declared_len;
 
-/// Facts about a refused callback, beside the [`Rejection`] in the response's extensions, in the
-/// `tracing` event (feature `tracing`), and handed to
-/// [`OnRejection::response_with_details`](crate::OnRejection::response_with_details).
+/// Facts about a callback, written by the checks that ran: beside the
+/// [`Rejection`](crate::Rejection) in a refusal's extensions, in the `tracing` event (feature
+/// `tracing`), handed to
+/// [`OnRejection::response_with_details`](crate::OnRejection::response_with_details), and in a
+/// [`Report`](crate::Report).
 ///
 /// What the token claims is read without trusting it (the signature may be why it was refused):
 /// use it to find the cause, not to act on.
@@ -28,11 +29,20 @@ pub struct RejectionDetails {
     pub delivered_at: Option<u64>,
     /// How many secrets are configured for that `api_key`, all tried for `bad_signature`.
     pub secrets_tried: Option<usize>,
+    /// Which of those secrets verified the token, once one did.
+    pub secret: Option<SecretUsed>,
     /// The API keys that have secrets here (API keys are not secrets), for `unknown_api_key`.
     pub configured_api_keys: Vec<String>,
     /// Our clock minus the token's `iat`, in seconds: its age, negative when it comes from the
     /// future. A clock problem shows as the same offset on every callback.
     pub iat_offset_secs: Option<i64>,
+    /// The token's `iss`, for `bad_issuer`.
+    pub issuer: Option<String>,
+    /// The token's `payload_hash` claim, for `payload_hash_mismatch` (hashes are not secrets).
+    pub payload_hash: Option<String>,
+    /// Lowercase hex SHA-256 of what the request signs (the body as received, or a GET's query
+    /// payload), for `payload_hash_mismatch`.
+    pub payload_sha256: Option<String>,
     /// Length of the body as received (or as declared by `Content-Length` before reading).
     pub body_len: Option<u64>,
     /// The request's `Content-Type`.
@@ -43,64 +53,36 @@ pub struct RejectionDetails {
 }
 
 impl RejectionDetails {
-    /// From the headers alone: the refusal came before the token was trusted.
-    pub(crate) fn from_headers(
-        rejection: Rejection,
-        headers: &HeaderMap,
-        verifier: &CallbackVerifier,
-        now: u64,
-    ) -> Self {
-        let claims = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| bearer_token(value).ok())
-            .and_then(|token| UnverifiedToken::split(token).ok()?.claims().ok());
-        let mut details = Self::from_parts(headers, claims.as_ref(), now);
-        details.body_len = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
-        let secrets = verifier.secrets();
-        match rejection {
-            Rejection::BadSignature => {
-                details.secrets_tried = claims.map(|c| secrets.secrets_for(c.api_key()).len());
-            }
-            Rejection::UnknownApiKey => {
-                details.configured_api_keys = secrets.api_keys().map(str::to_owned).collect();
-                details.configured_api_keys.sort();
-            }
-            _ => {}
-        }
-        details
-    }
-
-    /// From a request whose token was verified, refused later (body, replay, store).
-    pub(crate) fn from_verified(
-        headers: &HeaderMap,
-        claims: &VonageClaims,
-        now: u64,
-        body_len: Option<usize>,
-    ) -> Self {
-        let mut details = Self::from_parts(headers, Some(claims), now);
+    /// The facts of a verified token refused later by the replay store, with the body's length
+    /// where it was read.
+    pub(crate) fn from_claims(claims: &VonageClaims, now: u64, body_len: Option<usize>) -> Self {
+        let mut details = Self::default();
+        details.note_claims(claims, now);
         details.body_len = body_len.map(|len| len as u64);
         details
     }
 
-    fn from_parts(headers: &HeaderMap, claims: Option<&VonageClaims>, now: u64) -> Self {
+    /// What the token claims, and its age on our clock.
+    pub(crate) fn note_claims(&mut self, claims: &VonageClaims, now: u64) {
+        let (now_wide, iat) = (i128::from(now), i128::from(claims.iat()));
+        let offset = (now_wide - iat).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        self.api_key = Some(claims.api_key().to_owned());
+        self.jti = Some(claims.jti().to_owned());
+        self.iat_offset_secs = Some(offset as i64);
+    }
+
+    /// What the request's headers say about its body.
+    pub(crate) fn note_headers(&mut self, headers: &HeaderMap) {
         let text = |name| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        Self {
-            api_key: claims.map(|c| c.api_key().to_owned()),
-            jti: claims.map(|c| c.jti().to_owned()),
-            iat_offset_secs: claims.map(|c| {
-                let (now, iat) = (i128::from(now), i128::from(c.iat()));
-                (now - iat).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-            }),
-            content_type: text(header::CONTENT_TYPE),
-            content_encoding: text(header::CONTENT_ENCODING),
-            ..Self::default()
+        self.content_type = text(header::CONTENT_TYPE);
+        self.content_encoding = text(header::CONTENT_ENCODING);
+        if self.body_len.is_none() {
+            self.body_len = declared_len(headers);
         }
     }
 }
@@ -109,7 +91,7 @@ impl RejectionDetails {
 mod tests {
     use super::*;
     use crate::test_util::CallbackSigner;
-    use crate::{FixedClock, Secret, Secrets};
+    use crate::{CallbackVerifier, FixedClock, Rejection, Secret, Secrets};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -117,7 +99,6 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, auth.parse().unwrap());
         h.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
-        h.insert(header::CONTENT_LENGTH, "42".parse().unwrap());
         h
     }
 
@@ -139,28 +120,34 @@ mod tests {
                 ),
         )
         .clock(FixedClock::new(NOW));
-        let token =
-            CallbackSigner::new("k1", "not-the-secret-not-the-secret-000").token_with(b"{}", |c| {
-                c.insert("iat".into(), (NOW - 90).into());
-            });
-        let h = headers(&format!("Bearer {token}"));
-        let d = RejectionDetails::from_headers(Rejection::BadSignature, &h, &verifier, NOW);
+        let forged = CallbackSigner::new("k1", "not-the-secret-not-the-secret-000");
+        let token = forged.token_with(b"{}", |c| {
+            c.insert("iat".into(), (NOW - 90).into());
+        });
+        let report = verifier.explain(&headers(&format!("Bearer {token}")), b"{}");
+        assert_eq!(report.verdict().unwrap_err(), Rejection::BadSignature);
+        let d = report.facts();
         assert_eq!(d.api_key.as_deref(), Some("k1"));
         assert_eq!(d.secrets_tried, Some(2));
         assert_eq!(d.iat_offset_secs, Some(90));
+
+        let unknown = CallbackSigner::new("k9", "not-the-secret-not-the-secret-000").token(b"");
+        let report = verifier.explain(&headers(&format!("Bearer {unknown}")), b"");
+        assert_eq!(report.facts().configured_api_keys, ["k1", "k2"]);
+        let report = verifier.explain(&headers("Bearer x"), b"");
+        let d = report.facts();
+        assert_eq!((&d.api_key, d.iat_offset_secs), (&None, None));
+    }
+
+    #[test]
+    fn headers_add_the_bodys_encoding_and_declared_length() {
+        let mut d = RejectionDetails::default();
+        let mut h = headers("Bearer x");
+        h.insert(header::CONTENT_LENGTH, "42".parse().unwrap());
+        d.note_headers(&h);
         assert_eq!(
             (d.body_len, d.content_encoding.as_deref()),
             (Some(42), Some("gzip"))
         );
-
-        let d = RejectionDetails::from_headers(Rejection::UnknownApiKey, &h, &verifier, NOW);
-        assert_eq!(d.configured_api_keys, ["k1", "k2"]);
-        let d = RejectionDetails::from_headers(
-            Rejection::MalformedToken,
-            &headers("Bearer x"),
-            &verifier,
-            NOW,
-        );
-        assert_eq!((d.api_key, d.iat_offset_secs), (None, None));
     }
 }

@@ -1,6 +1,7 @@
 //! `ResponseFuture`: replay lookup, buffering, reservation, the inner call and settling, as one
 //! state machine without boxing. Each state carries what the next one needs.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,59 +9,91 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{header, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::LengthLimitError;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::BoxError;
-
 use crate::body::{ResponseBody, VerifiedBody};
 use crate::buffer::Buffered;
 use crate::claims::VonageClaims;
 use crate::diagnosis::RejectionDetails;
-use crate::rejection::{OnRejection, Rejection};
-use crate::replay::{Attempt, Held, Lookup, Outcome, ReplayKey, ReplayStore, Reservation};
+use crate::explain::FirstFailure;
+use crate::rejection::Rejection;
+use crate::replay::{
+    Attempt, Held, Lookup, Outcome, ReplayKey, ReplayStore, ReplayStoreError, Reservation,
+};
 use crate::shared::Shared;
 use crate::stopwatch::Stopwatch;
+use crate::verify::{declared_len, CallbackVerifier};
+use crate::BoxError;
 
 pin_project! {
-    /// Response future of [`SecureCallbackService`](crate::SecureCallbackService).
+    /// Response future of [`SecureCallbackService`](crate::SecureCallbackService): the steps of
+    /// one callback as a state machine, without boxing.
     pub struct ResponseFuture<S, B, R>
     where
         S: Service<Request<VerifiedBody>>,
         R: ReplayStore,
     {
         #[pin]
-        state: State<
-            Checked<S>,
-            B,
-            R::LookupFuture,
-            R::ReserveFuture,
-            S::Future,
-            R::SettleFuture,
-            Held<R>,
-            Result<S::Response, S::Error>,
-        >,
+        state: State<S, B, R>,
         shared: Arc<Shared<R>>,
     }
 }
 
 pin_project! {
+    /// Each state holds what the next one needs and, pinned, the future it waits on.
     #[project = StateProj]
     #[project_replace = StateTake]
-    enum State<Req, B, Look, Reserve, Call, Settle, Hold, Output> {
-        // Boxed: only refused requests pay for the facts.
-        Rejected { rejection: Rejection, details: Box<RejectionDetails>, stopwatch: Stopwatch },
-        // The token passed; is its `jti` delivered already? Asked before the body is read.
-        LookingUp { #[pin] lookup: Look, request: Req, body: B },
-        Buffering { #[pin] body: Buffered<B>, request: Req },
-        Reserving { #[pin] reserve: Reserve, request: Req, body: Bytes },
-        Calling { #[pin] call: Call, held: Hold },
-        Settling { #[pin] settle: Settle, held: Hold, output: Output },
+    enum State<S, B, R>
+    where
+        S: Service<Request<VerifiedBody>>,
+        R: ReplayStore,
+    {
+        // Refused by the checks made before anything is awaited: answered on the first poll.
+        // The facts are boxed: only refused requests pay for them.
+        Refused { rejection: Rejection, details: Box<RejectionDetails>, stopwatch: Stopwatch },
+        // The token passed: is its `jti` delivered already? Asked before the body is read, so
+        // that a replay costs no body.
+        LookingUp { #[pin] lookup: R::LookupFuture, request: Checked<S>, body: B },
+        // Not delivered: the body, read up to the limit, for the payload hash.
+        Buffering { #[pin] body: Buffered<B>, request: Checked<S> },
+        // The hash matched: hold the `jti`, so that a copy arriving meanwhile is refused.
+        Reserving { #[pin] reserve: R::ReserveFuture, request: Checked<S>, body: Bytes },
+        // Held: the inner service acts on the callback.
+        Calling { #[pin] call: S::Future, held: Held<R> },
+        // Its answer decides (2xx: delivered, else released); the answer waits for the store,
+        // so that a 2xx never leaves before the `jti` is marked.
+        Settling { #[pin] settle: R::SettleFuture, held: Held<R>, output: Result<S::Response, S::Error> },
+        // Answered, or moving between states.
         Done,
     }
+}
+
+/// What the state's future produced: the input of the one transition.
+enum Event<S: Service<Request<VerifiedBody>>> {
+    Refused,
+    LookedUp(Result<Lookup, ReplayStoreError>),
+    Buffered(Result<Bytes, BoxError>),
+    Reserved(Result<Reservation, ReplayStoreError>),
+    Called(Result<S::Response, S::Error>),
+    Settled(Result<(), ReplayStoreError>),
+}
+
+/// Where a transition leads.
+enum Next<S: Service<Request<VerifiedBody>>, B, R: ReplayStore> {
+    State(State<S, B, R>),
+    Refuse(Refusal),
+    Answer(Result<S::Response, S::Error>),
+}
+
+/// A refusal and its facts, from any state.
+struct Refusal {
+    rejection: Rejection,
+    details: Box<RejectionDetails>,
+    stopwatch: Stopwatch,
 }
 
 /// A request whose token passed every header check, with the readied inner service.
@@ -73,10 +106,26 @@ struct Checked<S> {
 }
 
 impl<S> Checked<S> {
-    /// The facts of a refusal after the token was verified.
-    fn details(&self, body_len: Option<usize>) -> RejectionDetails {
-        let (headers, now) = (&self.parts.headers, self.attempt.now());
-        RejectionDetails::from_verified(headers, &self.claims, now, body_len)
+    /// Refused after the token was verified, by the body or the replay store: what the store
+    /// said of an earlier delivery, and the body's length where it was read.
+    fn refused_by_store(
+        self,
+        rejection: Rejection,
+        body_len: Option<usize>,
+        delivered_at: Option<u64>,
+    ) -> Refusal {
+        let mut details = RejectionDetails::from_claims(&self.claims, self.attempt.now(), body_len);
+        details.delivered_at = delivered_at;
+        self.refused_with(rejection, Box::new(details))
+    }
+
+    fn refused_with(self, rejection: Rejection, mut details: Box<RejectionDetails>) -> Refusal {
+        details.note_headers(&self.parts.headers);
+        Refusal {
+            rejection,
+            details,
+            stopwatch: self.stopwatch,
+        }
     }
 }
 
@@ -88,25 +137,30 @@ where
 {
     pub(crate) fn new(request: Request<B>, inner: S, shared: Arc<Shared<R>>) -> Self {
         let (parts, body) = request.into_parts();
-        let now = shared.verifier.now();
+        let verifier = &shared.verifier;
+        let now = verifier.now();
+        // The declared size, or what the body itself promises: refused unread when too large.
+        let declared = declared_len(&parts.headers).max(Some(body.size_hint().lower()));
         let mut stopwatch = Stopwatch::default();
-        let state = match stopwatch.time(|| Self::check_headers(&parts, &body, &shared, now)) {
-            Err(rejection) => State::Rejected {
-                rejection,
-                stopwatch,
-                details: Box::new(RejectionDetails::from_headers(
+        let mut failure = FirstFailure::default();
+        let checked =
+            stopwatch.time(|| verifier.check_headers(&parts.headers, declared, now, &mut failure));
+        let state = match checked {
+            Err(rejection) => {
+                let mut details = failure.take();
+                details.note_headers(&parts.headers);
+                State::Refused {
                     rejection,
-                    &parts.headers,
-                    &shared.verifier,
-                    now,
-                )),
-            },
+                    details,
+                    stopwatch,
+                }
+            }
             Ok(claims) => {
                 let attempt = Attempt::new(
                     ReplayKey::new(claims.api_key(), claims.jti()),
                     claims.iat(),
                     now,
-                    shared.verifier.retention(&claims, now),
+                    verifier.retention(&claims, now),
                 );
                 State::LookingUp {
                     lookup: shared.store.lookup(&attempt),
@@ -123,24 +177,6 @@ where
         };
         Self { state, shared }
     }
-
-    /// Everything decided before the body is read: declared size, then the token.
-    fn check_headers(
-        parts: &Parts,
-        body: &B,
-        shared: &Shared<R>,
-        now: u64,
-    ) -> Result<VonageClaims, Rejection> {
-        let limit = shared.verifier.limit() as u64;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit) || body.size_hint().lower() > limit {
-            return Err(Rejection::BodyTooLarge);
-        }
-        shared.verifier.verify_headers(&parts.headers, now)
-    }
 }
 
 impl<S, B, R, ResBody> Future for ResponseFuture<S, B, R>
@@ -154,170 +190,218 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let mut body_len = None;
-        let mut delivered_at = None;
         loop {
-            // Each arm polls the state's future; once it is ready, `project_replace` moves the
-            // state's other fields out by value for the next state.
-            let rejection = match this.state.as_mut().project() {
-                StateProj::Rejected { rejection, .. } => *rejection,
-                StateProj::LookingUp { lookup, .. } => match ready!(lookup.poll(cx)) {
-                    Ok(Lookup::Unknown) => {
-                        let StateTake::LookingUp { request, body, .. } =
-                            this.state.as_mut().project_replace(State::Done)
-                        else {
-                            unreachable!("the state was LookingUp")
-                        };
-                        let body = Buffered::new(body, this.shared.verifier.limit());
-                        this.state.set(State::Buffering { body, request });
-                        continue;
-                    }
-                    Ok(Lookup::Delivered { at }) => {
-                        delivered_at = at;
-                        Rejection::ReplayedToken
-                    }
-                    Ok(Lookup::OutsideWindow) => Rejection::ReplayWindowExceeded,
-                    Err(err) => store_failed(&err),
-                },
-                StateProj::Buffering { body, request } => match ready!(body.poll(cx)) {
-                    Err(err) if err.is::<LengthLimitError>() => Rejection::BodyTooLarge,
-                    Err(_) => Rejection::BodyReadError,
-                    Ok(body) => {
-                        body_len = Some(body.len());
-                        let verifier = &this.shared.verifier;
-                        let verified = request.stopwatch.time(|| {
-                            verifier.check_request(&request.claims, &request.parts, &body)
-                        });
-                        if let Err(rejection) = verified {
-                            rejection
-                        } else {
-                            let StateTake::Buffering { request, .. } =
-                                this.state.as_mut().project_replace(State::Done)
-                            else {
-                                unreachable!("the state was Buffering")
-                            };
-                            let reserve = this.shared.store.reserve(request.attempt.clone());
-                            this.state.set(State::Reserving {
-                                reserve,
-                                request,
-                                body,
-                            });
-                            continue;
-                        }
-                    }
-                },
-                StateProj::Reserving { reserve, .. } => match ready!(reserve.poll(cx)) {
-                    Ok(Reservation::Reserved(lease)) => {
-                        let StateTake::Reserving { request, body, .. } =
-                            this.state.as_mut().project_replace(State::Done)
-                        else {
-                            unreachable!("the state was Reserving")
-                        };
-                        let held = Held::new(this.shared.store.clone(), lease);
-                        let Checked {
-                            parts,
-                            claims,
-                            mut inner,
-                            stopwatch,
-                            ..
-                        } = request;
-                        stopwatch.accepted(this.shared.verifier.secrets(), &claims, body.len());
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(target: "vonage_secure_callbacks", api_key = claims.api_key(),
-                            jti = claims.jti(), secret = %claims.secret(), "callback accepted");
-                        let mut request = Request::from_parts(parts, VerifiedBody::new(body));
-                        request.extensions_mut().insert(claims);
-                        let call = inner.call(request);
-                        this.state.set(State::Calling { call, held });
-                        continue;
-                    }
-                    Ok(Reservation::InFlight) => Rejection::DuplicateInFlight,
-                    Ok(Reservation::AlreadyDone { at }) => {
-                        delivered_at = at;
-                        Rejection::ReplayedToken
-                    }
-                    Ok(Reservation::OutsideWindow) => Rejection::ReplayWindowExceeded,
-                    Err(err) => store_failed(&err),
-                },
-                StateProj::Calling { call, .. } => {
-                    let output = ready!(call.poll(cx));
-                    let outcome = match &output {
-                        Ok(response) if response.status().is_success() => Outcome::Delivered,
-                        _ => Outcome::NotDelivered,
-                    };
-                    let StateTake::Calling { mut held, .. } =
-                        this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Calling")
-                    };
-                    // Until the settle is done, dropping `held` settles it in the background.
-                    let settle = held.settle(outcome);
-                    this.state.set(State::Settling {
-                        settle,
-                        held,
-                        output,
-                    });
-                    continue;
-                }
-                StateProj::Settling { settle, .. } => {
-                    let result = ready!(settle.poll(cx));
-                    let StateTake::Settling { held, output, .. } =
-                        this.state.as_mut().project_replace(State::Done)
-                    else {
-                        unreachable!("the state was Settling")
-                    };
-                    // The inner service has acted on the callback: its answer stands, and a
-                    // failed settle goes on in the background.
-                    held.finish(result);
-                    return Poll::Ready(output.map(|response| response.map(ResponseBody::inner)));
-                }
+            // Poll the state's future; once it is ready, the state moves out by value and the
+            // event decides the next one.
+            let event = match this.state.as_mut().project() {
+                StateProj::Refused { .. } => Event::Refused,
+                StateProj::LookingUp { lookup, .. } => Event::LookedUp(ready!(lookup.poll(cx))),
+                StateProj::Buffering { body, .. } => Event::Buffered(ready!(body.poll(cx))),
+                StateProj::Reserving { reserve, .. } => Event::Reserved(ready!(reserve.poll(cx))),
+                StateProj::Calling { call, .. } => Event::Called(ready!(call.poll(cx))),
+                StateProj::Settling { settle, .. } => Event::Settled(ready!(settle.poll(cx))),
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             };
-            let (mut details, stopwatch) = match this.state.as_mut().project() {
-                StateProj::Rejected {
-                    details, stopwatch, ..
-                } => (std::mem::take(&mut **details), *stopwatch),
-                StateProj::LookingUp { request, .. } | StateProj::Buffering { request, .. } => {
-                    (request.details(body_len), request.stopwatch)
+            let taken = this.state.as_mut().project_replace(State::Done);
+            match transition(taken, event, this.shared) {
+                Next::State(state) => this.state.set(state),
+                Next::Answer(output) => {
+                    return Poll::Ready(output.map(|response| response.map(ResponseBody::inner)))
                 }
-                StateProj::Reserving { request, body, .. } => {
-                    body_len = Some(body.len());
-                    (request.details(body_len), request.stopwatch)
-                }
-                _ => (RejectionDetails::default(), Stopwatch::default()),
-            };
-            details.delivered_at = delivered_at;
-            this.state.set(State::Done);
-            stopwatch.refused(
-                this.shared.verifier.secrets(),
-                rejection,
-                details.api_key.as_deref(),
-                body_len,
-            );
-            return Poll::Ready(Ok(reject(&*this.shared.on_rejection, rejection, details)));
+                Next::Refuse(refusal) => return Poll::Ready(Ok(refuse(refusal, this.shared))),
+            }
         }
     }
 }
 
-fn store_failed(_err: &crate::replay::ReplayStoreError) -> Rejection {
+impl<S, B, R> fmt::Debug for ResponseFuture<S, B, R>
+where
+    S: Service<Request<VerifiedBody>>,
+    R: ReplayStore,
+{
+    /// The state's name only: the request, its body and its claims stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Refused { rejection, .. } => rejection.code(),
+            State::LookingUp { .. } => "looking_up",
+            State::Buffering { .. } => "buffering",
+            State::Reserving { .. } => "reserving",
+            State::Calling { .. } => "calling",
+            State::Settling { .. } => "settling",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one place where a callback moves on: from the state it was in, by what its future
+/// produced.
+fn transition<S, B, R, ResBody>(
+    taken: StateTake<S, B, R>,
+    event: Event<S>,
+    shared: &Shared<R>,
+) -> Next<S, B, R>
+where
+    S: Service<Request<VerifiedBody>, Response = Response<ResBody>>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    R: ReplayStore,
+{
+    let verifier = &shared.verifier;
+    match (taken, event) {
+        (
+            StateTake::Refused {
+                rejection,
+                details,
+                stopwatch,
+            },
+            Event::Refused,
+        ) => Next::Refuse(Refusal {
+            rejection,
+            details,
+            stopwatch,
+        }),
+
+        (StateTake::LookingUp { request, body, .. }, Event::LookedUp(looked)) => {
+            let (rejection, delivered_at) = match looked {
+                Ok(Lookup::Unknown) => {
+                    let body = Buffered::new(body, verifier.limit());
+                    return Next::State(State::Buffering { body, request });
+                }
+                Ok(Lookup::Delivered { at }) => (Rejection::ReplayedToken, at),
+                Ok(Lookup::OutsideWindow) => (Rejection::ReplayWindowExceeded, None),
+                Err(err) => (store_failed(&err), None),
+            };
+            Next::Refuse(request.refused_by_store(rejection, None, delivered_at))
+        }
+
+        (StateTake::Buffering { mut request, .. }, Event::Buffered(read)) => {
+            let body = match read {
+                Ok(body) => body,
+                Err(err) => {
+                    let rejection = if err.is::<LengthLimitError>() {
+                        Rejection::BodyTooLarge
+                    } else {
+                        Rejection::BodyReadError
+                    };
+                    return Next::Refuse(request.refused_by_store(rejection, None, None));
+                }
+            };
+            let mut failure = FirstFailure::default();
+            let now = request.attempt.now();
+            let Checked {
+                parts,
+                claims,
+                stopwatch,
+                ..
+            } = &mut request;
+            let checked =
+                stopwatch.time(|| verifier.check_request(claims, parts, &body, now, &mut failure));
+            match checked {
+                Err(rejection) => Next::Refuse(request.refused_with(rejection, failure.take())),
+                Ok(()) => {
+                    let reserve = shared.store.reserve(request.attempt.clone());
+                    Next::State(State::Reserving {
+                        reserve,
+                        request,
+                        body,
+                    })
+                }
+            }
+        }
+
+        (StateTake::Reserving { request, body, .. }, Event::Reserved(reserved)) => {
+            let (rejection, delivered_at) = match reserved {
+                Ok(Reservation::Reserved(lease)) => {
+                    let held = Held::new(shared.store.clone(), lease);
+                    let call = call_inner(request, body, verifier);
+                    return Next::State(State::Calling { call, held });
+                }
+                Ok(Reservation::InFlight) => (Rejection::DuplicateInFlight, None),
+                Ok(Reservation::AlreadyDone { at }) => (Rejection::ReplayedToken, at),
+                Ok(Reservation::OutsideWindow) => (Rejection::ReplayWindowExceeded, None),
+                Err(err) => (store_failed(&err), None),
+            };
+            let body_len = Some(body.len());
+            Next::Refuse(request.refused_by_store(rejection, body_len, delivered_at))
+        }
+
+        (StateTake::Calling { mut held, .. }, Event::Called(output)) => {
+            let outcome = match &output {
+                Ok(response) if response.status().is_success() => Outcome::Delivered,
+                _ => Outcome::NotDelivered,
+            };
+            // Until the settle is done, dropping `held` settles it in the background.
+            let settle = held.settle(outcome);
+            Next::State(State::Settling {
+                settle,
+                held,
+                output,
+            })
+        }
+
+        (StateTake::Settling { held, output, .. }, Event::Settled(result)) => {
+            // The inner service has acted on the callback: its answer stands, and a failed
+            // settle goes on in the background.
+            held.finish(result);
+            Next::Answer(output)
+        }
+
+        _ => unreachable!("each event is produced by its own state"),
+    }
+}
+
+/// Hands the verified request to the inner service, with the claims in its extensions.
+fn call_inner<S>(request: Checked<S>, body: Bytes, verifier: &CallbackVerifier) -> S::Future
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    let Checked {
+        parts,
+        claims,
+        mut inner,
+        stopwatch,
+        ..
+    } = request;
+    stopwatch.accepted(verifier.secrets(), &claims, body.len());
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "vonage_secure_callbacks", api_key = claims.api_key(),
+        jti = claims.jti(), secret = %claims.secret(), "callback accepted");
+    let mut request = Request::from_parts(parts, VerifiedBody::new(body));
+    request.extensions_mut().insert(claims);
+    inner.call(request)
+}
+
+fn store_failed(_err: &ReplayStoreError) -> Rejection {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: "vonage_secure_callbacks", error = %_err, "replay store failed");
     Rejection::ReplayStoreUnavailable
 }
 
-/// The response for `rejection`, with the rejection and its details in its extensions.
-fn reject<B>(
-    on_rejection: &dyn OnRejection,
-    rejection: Rejection,
-    details: RejectionDetails,
-) -> Response<ResponseBody<B>> {
+/// The response for a refusal, with the rejection and its facts in its extensions.
+fn refuse<B, R>(refusal: Refusal, shared: &Shared<R>) -> Response<ResponseBody<B>> {
+    let Refusal {
+        rejection,
+        details,
+        stopwatch,
+    } = refusal;
+    let body_len = details.body_len.and_then(|len| usize::try_from(len).ok());
+    stopwatch.refused(
+        shared.verifier.secrets(),
+        rejection,
+        details.api_key.as_deref(),
+        body_len,
+    );
     #[cfg(feature = "tracing")]
     log_rejection(rejection, &details);
-    let mut response = on_rejection
+    let mut response = shared
+        .on_rejection
         .response_with_details(rejection, &details)
         .map(ResponseBody::rejection);
     response.extensions_mut().insert(rejection);
-    response.extensions_mut().insert(details);
+    response.extensions_mut().insert(*details);
     response
 }
 

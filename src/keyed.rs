@@ -6,11 +6,17 @@
 
 use std::cell::RefCell;
 
-use jsonwebtoken::crypto::JwtVerifier;
+use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier};
 use jsonwebtoken::Algorithm;
 
 use crate::secrets::Secret;
-use crate::token::PROVIDER;
+
+/// The crypto backend, named explicitly so that jsonwebtoken's process-wide default (which panics
+/// when both or neither of its backends are compiled in) is never consulted.
+#[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
+pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+#[cfg(feature = "aws_lc_rs")]
+pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 
 /// Verifiers kept per thread; a deployment has one or two secrets per project, and a thread
 /// that sees more re-keys the least recently used.

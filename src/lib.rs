@@ -60,6 +60,7 @@
 //! must be idempotent (the README shows one keyed by `jti`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
@@ -77,6 +78,7 @@ mod diagnosis;
 mod env;
 #[cfg(feature = "events")]
 pub mod events;
+mod explain;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod future;
@@ -84,7 +86,7 @@ mod keyed;
 mod layer;
 #[cfg(feature = "metrics")]
 pub mod metrics;
-mod query;
+mod payload;
 mod rejection;
 pub mod replay;
 mod secrets;
@@ -101,9 +103,10 @@ pub use claims::{SecretUsed, VonageClaims};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use diagnosis::RejectionDetails;
 pub use env::{EnvError, API_KEY_VAR, PREVIOUS_SECRET_VAR, SECRET_VAR};
+pub use explain::{Check, Report, Status};
 pub use future::ResponseFuture;
 pub use layer::SecureCallbackLayer;
-pub use query::query_payload;
+pub use payload::{payload_hash, query_payload};
 pub use rejection::{DefaultRejection, OnRejection, Rejection};
 pub use replay::MemoryReplayStore;
 pub use secrets::{Secret, SecretError, Secrets, MIN_SECRET_LEN};

@@ -25,10 +25,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::clock::{Clock, SystemClock};
-use crate::token::PROVIDER;
+use crate::keyed::PROVIDER;
+use crate::payload::payload_hash;
 
 /// The JOSE header Vonage sends.
 pub const VONAGE_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -125,17 +125,6 @@ impl fmt::Debug for CallbackSigner {
     }
 }
 
-/// Lowercase hex SHA-256 of `body`: the `payload_hash` claim.
-pub fn payload_hash(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-    }
-    hex
-}
-
 /// A random version-4 UUID, from std's randomly keyed hasher (no RNG dependency needed for a
 /// test identifier).
 pub fn fresh_jti() -> String {
@@ -172,14 +161,6 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
-    }
-
-    #[test]
-    fn payload_hash_is_lowercase_hex_sha256() {
-        assert_eq!(
-            payload_hash(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 
     #[test]

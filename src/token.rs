@@ -1,18 +1,18 @@
 //! The `Authorization: Bearer <JWT>` header: splitting, decoding and the HS256 check.
 //!
-//! The token is decoded exactly once: the claims are parsed from the (not yet trusted) payload to
-//! learn `api_key`, the HMAC is then checked over the received `header.payload` bytes, and only
-//! then are the claims believed.
+//! The token is decoded exactly once, refused or not: the claims are parsed from the (not yet
+//! trusted) payload to learn `api_key`, the HMAC is then checked over the received
+//! `header.payload` bytes, and only then are the claims believed. A refusal's facts come from
+//! that same decoding (see `explain`).
 
 use std::borrow::Cow;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::HeaderValue;
-use jsonwebtoken::crypto::CryptoProvider;
 use serde::Deserialize;
 
-use crate::claims::VonageClaims;
+use crate::claims::{json_object, VonageClaims};
 use crate::rejection::Rejection;
 use crate::secrets::Secret;
 
@@ -23,13 +23,6 @@ const MAX_HEADER_LEN: usize = 256;
 const HS256_LEN: usize = 32;
 /// `{"alg":"HS256","typ":"JWT"}`, base64url: the header of every Vonage token.
 const VONAGE_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
-
-/// The crypto backend, named explicitly so that jsonwebtoken's process-wide default (which panics
-/// when both or neither of its backends are compiled in) is never consulted.
-#[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
-pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-#[cfg(feature = "aws_lc_rs")]
-pub(crate) static PROVIDER: &CryptoProvider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 
 /// The token of an `Authorization` header value: scheme `Bearer` in any case, then the token.
 pub(crate) fn bearer_token(value: &HeaderValue) -> Result<&str, Rejection> {
@@ -55,18 +48,6 @@ struct JoseHeader<'a> {
     /// RFC 7515 §4.1.11: a token naming critical extensions the recipient does not understand
     /// (this one understands none, e.g. `b64`) must be refused. Only its presence matters.
     crit: Option<serde::de::IgnoredAny>,
-}
-
-/// A JOSE header or claims set must be a JSON object of valid UTF-8, throughout: serde would
-/// fill a struct from an array by position, and skips ignored fields without checking their
-/// UTF-8.
-pub(crate) fn json_object(json: &[u8]) -> Result<&str, Rejection> {
-    let text = std::str::from_utf8(json).map_err(|_| Rejection::MalformedToken)?;
-    if text.trim_start().starts_with('{') {
-        Ok(text)
-    } else {
-        Err(Rejection::MalformedToken)
-    }
 }
 
 impl<'a> UnverifiedToken<'a> {
@@ -301,6 +282,7 @@ mod tests {
     #[cfg(all(feature = "rust_crypto", feature = "aws_lc_rs"))]
     #[test]
     fn both_backends_enabled_still_verifies() {
+        use jsonwebtoken::crypto::CryptoProvider;
         assert!(CryptoProvider::try_get_default().is_none());
         let raw = "VonageSignatureSecretForTests1234567890";
         let token = crate::test_util::CallbackSigner::new("k", raw).token(b"{}");

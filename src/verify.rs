@@ -4,18 +4,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::request::Parts;
-use http::{header, HeaderMap, Method};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
 use crate::claims::{SecretUsed, VonageClaims};
 use crate::clock::{Clock, SystemClock};
-use crate::query::query_payload;
+use crate::diagnosis::RejectionDetails;
+use crate::explain::{Check, Observer, Quiet, Recorder, Report};
+use crate::payload::{self, query_payload};
 use crate::rejection::Rejection;
 use crate::replay::Retention;
 use crate::secrets::Secrets;
 use crate::token::{bearer_token, UnverifiedToken};
+use http::request::Parts;
+use http::{header, HeaderMap, Method};
 
 /// Default body limit: 1 MiB, inclusive.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -156,11 +155,40 @@ impl CallbackVerifier {
         self.config.body_limit
     }
 
-    /// Verifies a whole callback: the request's headers and its exact body bytes.
+    /// Verifies a whole callback: the request's headers and its exact body bytes. The same
+    /// checks as the layer, but for replay (see [`explain`](Self::explain) for each step).
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<VonageClaims, Rejection> {
-        let claims = self.verify_headers(headers, self.now())?;
-        self.check_body(&claims, body)?;
-        Ok(claims)
+        self.run(headers, body, self.now(), &mut Quiet)
+    }
+
+    /// Every check of [`verify`](Self::verify), step by step, with the facts each one saw: the
+    /// report's verdict is `verify`'s, because it is the same run. What the `vonage-callbacks
+    /// verify` command prints, and what to log when a callback puzzles you.
+    ///
+    /// ```
+    /// use http::{header, HeaderMap};
+    /// use vonage_secure_callbacks::{CallbackVerifier, Check, Rejection, Secret, Secrets, Status};
+    /// let verifier = CallbackVerifier::new(Secrets::new().project(
+    ///     "a1b2c3d4",
+    ///     Secret::new("a-signature-secret-of-32-bytes-or-more").unwrap(),
+    /// ));
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::AUTHORIZATION, "Bearer not-a-jwt".parse().unwrap());
+    /// let report = verifier.explain(&headers, b"{}");
+    /// assert_eq!(report.verdict().unwrap_err(), Rejection::MalformedToken);
+    /// assert_eq!(report.status(Check::Authorization), Status::Passed);
+    /// assert_eq!(report.status(Check::Token), Status::Failed(Rejection::MalformedToken));
+    /// assert_eq!(report.status(Check::Signature), Status::NotReached);
+    /// ```
+    pub fn explain(&self, headers: &HeaderMap, body: &[u8]) -> Report {
+        let mut recorder = Recorder::default();
+        let verdict = self.run(headers, body, self.now(), &mut recorder);
+        Report::new(
+            recorder,
+            verdict,
+            self.config.max_age,
+            self.config.clock_skew,
+        )
     }
 
     /// Verifies a callback given the value of its `Authorization` header and its body.
@@ -169,10 +197,16 @@ impl CallbackVerifier {
         authorization: &str,
         body: &[u8],
     ) -> Result<VonageClaims, Rejection> {
-        let value =
-            http::HeaderValue::from_str(authorization).map_err(|_| Rejection::MalformedToken)?;
-        let claims = self.verify_claims(bearer_token(&value)?, self.now())?;
-        self.check_body(&claims, body)?;
+        let (now, obs) = (self.now(), &mut Quiet);
+        self.check_size(Some(body.len() as u64), obs)?;
+        let value = http::HeaderValue::from_str(authorization);
+        let token = value
+            .as_ref()
+            .map_err(|_| Rejection::MalformedToken)
+            .and_then(bearer_token);
+        obs.checked(Check::Authorization, token.map(|_| ()), |_| {})?;
+        let claims = self.check_token(token?, now, obs)?;
+        self.check_payload(&claims, body, now, obs)?;
         Ok(claims)
     }
 
@@ -183,15 +217,16 @@ impl CallbackVerifier {
         headers: &HeaderMap,
         query: &str,
     ) -> Result<VonageClaims, Rejection> {
-        let claims = self.verify_headers(headers, self.now())?;
-        self.check_body(&claims, query_payload(query).as_bytes())?;
-        Ok(claims)
+        self.verify(headers, query_payload(query).as_bytes())
     }
 
     /// Verifies a bare token (no `Bearer `) and the body it signs.
     pub fn verify_token(&self, token: &str, body: &[u8]) -> Result<VonageClaims, Rejection> {
-        let claims = self.verify_claims(token, self.now())?;
-        self.check_body(&claims, body)?;
+        let (now, obs) = (self.now(), &mut Quiet);
+        self.check_size(Some(body.len() as u64), obs)?;
+        obs.checked(Check::Authorization, Ok(()), |_| {})?;
+        let claims = self.check_token(token, now, obs)?;
+        self.check_payload(&claims, body, now, obs)?;
         Ok(claims)
     }
 
@@ -200,91 +235,181 @@ impl CallbackVerifier {
         self.config.clock.now()
     }
 
-    /// Everything that can be checked before the body is read: token, signature, issuer, time.
-    pub(crate) fn verify_headers(
+    /// The whole sequence for a complete request: the size as declared or as received, whichever
+    /// is larger (what the layer sees when a body's length is known up front).
+    fn run<O: Observer>(
         &self,
         headers: &HeaderMap,
+        body: &[u8],
         now: u64,
+        obs: &mut O,
     ) -> Result<VonageClaims, Rejection> {
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let value = values.next().ok_or(Rejection::MissingToken)?;
-        // Two Authorization headers are ambiguous: which one did the proxy look at?
-        if values.next().is_some() {
-            return Err(Rejection::MalformedToken);
-        }
-        self.verify_claims(bearer_token(value)?, now)
+        let received = body.len() as u64;
+        let size = declared_len(headers).map_or(received, |declared| declared.max(received));
+        let claims = self.check_headers(headers, Some(size), now, obs)?;
+        self.check_payload(&claims, body, now, obs)?;
+        Ok(claims)
     }
 
-    fn verify_claims(&self, token: &str, now: u64) -> Result<VonageClaims, Rejection> {
+    /// Everything that can be checked before the body is read: its declared size, the token, its
+    /// signature, issuer and time, and that it has a `payload_hash`.
+    pub(crate) fn check_headers<O: Observer>(
+        &self,
+        headers: &HeaderMap,
+        declared: Option<u64>,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<VonageClaims, Rejection> {
+        self.check_size(declared, obs)?;
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let token = match (values.next(), values.next()) {
+            (None, _) => Err(Rejection::MissingToken),
+            // Two Authorization headers are ambiguous: which one did the proxy look at?
+            (Some(_), Some(_)) => Err(Rejection::MalformedToken),
+            (Some(value), None) => bearer_token(value),
+        };
+        let check = token.map(|_| ());
+        obs.checked(Check::Authorization, check, |_| {})?;
+        self.check_token(token?, now, obs)
+    }
+
+    fn check_size<O: Observer>(&self, declared: Option<u64>, obs: &mut O) -> Result<(), Rejection> {
+        let limit = self.config.body_limit as u64;
+        let result = match declared {
+            Some(len) if len > limit => Err(Rejection::BodyTooLarge),
+            _ => Ok(()),
+        };
+        obs.checked(Check::BodySize, result, |d| d.body_len = declared)
+    }
+
+    fn check_token<O: Observer>(
+        &self,
+        token: &str,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<VonageClaims, Rejection> {
         let config = &*self.config;
-        let token = UnverifiedToken::split(token)?;
-        let claims = token.claims()?;
+        let parsed = UnverifiedToken::split(token).and_then(|t| Ok((t.claims()?, t)));
+        let check = parsed.as_ref().map(|_| ()).map_err(|rejection| *rejection);
+        obs.checked(Check::Token, check, |d| {
+            if let Ok((claims, _)) = &parsed {
+                d.note_claims(claims, now);
+            }
+        })?;
+        let (mut claims, token) = parsed?;
+        // From here on, every check's facts start with what the token claims.
+        let known = |d: &mut RejectionDetails, claims: &VonageClaims| d.note_claims(claims, now);
 
         let secrets = config.secrets.secrets_for(claims.api_key());
-        if secrets.is_empty() {
-            return Err(Rejection::UnknownApiKey);
-        }
-        let Some(index) = secrets.iter().position(|secret| token.signed_by(secret)) else {
-            return Err(Rejection::BadSignature);
+        let check = if secrets.is_empty() {
+            Err(Rejection::UnknownApiKey)
+        } else {
+            Ok(())
         };
-        let mut claims = claims;
-        claims.set_secret(SecretUsed::new(index, secrets[index].label_arc()));
+        obs.checked(Check::ApiKey, check, |d| {
+            known(d, &claims);
+            d.secrets_tried = Some(secrets.len());
+            if secrets.is_empty() {
+                d.configured_api_keys = config.secrets.api_keys().map(str::to_owned).collect();
+                d.configured_api_keys.sort();
+            }
+        })?;
 
-        if claims.iss() != &*config.issuer {
-            return Err(Rejection::BadIssuer);
+        let index = secrets.iter().position(|secret| token.signed_by(secret));
+        let check = index.map(|_| ()).ok_or(Rejection::BadSignature);
+        obs.checked(Check::Signature, check, |d| {
+            known(d, &claims);
+            d.secrets_tried = Some(secrets.len());
+            d.secret = index.map(|i| SecretUsed::new(i, secrets[i].label_arc()));
+        })?;
+        if let Some(index) = index {
+            claims.set_secret(SecretUsed::new(index, secrets[index].label_arc()));
         }
+
+        let check = if claims.iss() == &*config.issuer {
+            Ok(())
+        } else {
+            Err(Rejection::BadIssuer)
+        };
+        obs.checked(Check::Issuer, check, |d| {
+            known(d, &claims);
+            d.issuer = Some(claims.iss().to_owned());
+        })?;
+
         let skew = config.clock_skew;
-        if claims.iat() > now.saturating_add(skew)
-            || claims
-                .nbf()
-                .is_some_and(|nbf| nbf > now.saturating_add(skew))
-        {
-            return Err(Rejection::TokenFromFuture);
-        }
-        if now > claims.iat().saturating_add(config.max_age)
+        let latest = now.saturating_add(skew);
+        let check = if claims.iat() > latest || claims.nbf().is_some_and(|nbf| nbf > latest) {
+            Err(Rejection::TokenFromFuture)
+        } else if now > claims.iat().saturating_add(config.max_age)
             || claims
                 .exp()
                 .is_some_and(|exp| now > exp.saturating_add(skew))
         {
-            return Err(Rejection::StaleToken);
-        }
-        if config.check_payload_hash && claims.payload_hash().is_none() {
-            return Err(Rejection::MissingPayloadHash);
-        }
+            Err(Rejection::StaleToken)
+        } else {
+            Ok(())
+        };
+        obs.checked(Check::Time, check, |d| known(d, &claims))?;
+
+        let check = match claims.payload_hash() {
+            None if config.check_payload_hash => Err(Rejection::MissingPayloadHash),
+            _ => Ok(()),
+        };
+        obs.checked(Check::PayloadHashClaim, check, |d| {
+            known(d, &claims);
+            d.payload_hash = claims.payload_hash().map(str::to_owned);
+        })?;
         Ok(claims)
     }
 
     /// Checks what the request signs: the body, or, for a GET with the query mode on, the query.
-    pub(crate) fn check_request(
+    pub(crate) fn check_request<O: Observer>(
         &self,
         claims: &VonageClaims,
         parts: &Parts,
         body: &[u8],
+        now: u64,
+        obs: &mut O,
     ) -> Result<(), Rejection> {
         if self.config.get_query && parts.method == Method::GET {
             // What a GET carries in a body is not signed: refuse rather than hand it on.
             if !body.is_empty() {
-                return Err(Rejection::PayloadHashMismatch);
+                let refused = Err(Rejection::PayloadHashMismatch);
+                return obs.checked(Check::PayloadHash, refused, |d| {
+                    d.note_claims(claims, now);
+                    d.body_len = Some(body.len() as u64);
+                });
             }
             let payload = query_payload(parts.uri.query().unwrap_or(""));
-            return self.check_body(claims, payload.as_bytes());
+            return self.check_payload(claims, payload.as_bytes(), now, obs);
         }
-        self.check_body(claims, body)
+        self.check_payload(claims, body, now, obs)
     }
 
-    /// Compares SHA-256 of `body` with the claims' `payload_hash`, in constant time.
-    pub(crate) fn check_body(&self, claims: &VonageClaims, body: &[u8]) -> Result<(), Rejection> {
-        if !self.config.check_payload_hash {
-            return Ok(());
-        }
-        let expected = claims.payload_hash().ok_or(Rejection::MissingPayloadHash)?;
-        let expected = decode_hex_32(expected).ok_or(Rejection::PayloadHashMismatch)?;
-        let actual = Sha256::digest(body);
-        if bool::from(actual.as_slice().ct_eq(&expected)) {
-            Ok(())
-        } else {
-            Err(Rejection::PayloadHashMismatch)
-        }
+    /// Compares SHA-256 of `payload` with the claims' `payload_hash`, in constant time.
+    fn check_payload<O: Observer>(
+        &self,
+        claims: &VonageClaims,
+        payload: &[u8],
+        now: u64,
+        obs: &mut O,
+    ) -> Result<(), Rejection> {
+        let (check, actual) = match claims.payload_hash() {
+            Some(claimed) if self.config.check_payload_hash => {
+                let (equal, actual) = payload::matches(claimed, payload);
+                (
+                    equal.then_some(()).ok_or(Rejection::PayloadHashMismatch),
+                    Some(actual),
+                )
+            }
+            _ => (Ok(()), None),
+        };
+        obs.checked(Check::PayloadHash, check, |d| {
+            d.note_claims(claims, now);
+            d.payload_hash = claims.payload_hash().map(str::to_owned);
+            d.body_len = Some(payload.len() as u64);
+            d.payload_sha256 = actual.as_ref().map(payload::hex);
+        })
     }
 
     /// How long a delivered `claims.jti` must be remembered: until its token is stale anyway.
@@ -300,28 +425,6 @@ impl CallbackVerifier {
             .saturating_add(1);
         Retention::new(until, now)
     }
-}
-
-/// Decodes 64 hex digits of either case. The hash is public (it is in the token), so a
-/// data-dependent early exit here leaks nothing.
-fn decode_hex_32(hex: &str) -> Option<[u8; 32]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
 }
 
 impl fmt::Debug for CallbackVerifier {
@@ -492,15 +595,6 @@ mod tests {
     }
 
     #[test]
-    fn hex_decoding() {
-        assert_eq!(decode_hex_32(&"0f".repeat(32)), Some([15; 32]));
-        assert_eq!(decode_hex_32(&"0F".repeat(32)), Some([15; 32]));
-        assert_eq!(decode_hex_32(&"0g".repeat(32)), None);
-        assert_eq!(decode_hex_32(&"0f".repeat(31)), None);
-        assert_eq!(decode_hex_32("é"), None);
-    }
-
-    #[test]
     fn replay_ttl_ends_when_the_token_goes_stale() {
         let (v, s) = setup();
         let c = v.verify_token(&at(&s, b"", NOW - 100), b"").unwrap();
@@ -509,4 +603,11 @@ mod tests {
         assert_eq!(r.ttl(), Duration::from_secs(expected));
         assert_eq!(r.until(), NOW + expected);
     }
+}
+
+/// The body's length as its `Content-Length` header declares it.
+pub(crate) fn declared_len(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
 }

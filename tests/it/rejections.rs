@@ -361,7 +361,7 @@ async fn strict_token_parsing_through_a_server() {
         format!(
             r#"{{"iat":{NOW},"jti":"{}","iss":"Vonage","api_key":"{API_KEY}","payload_hash":"{}"{extra}}}"#,
             vonage_secure_callbacks::test_util::fresh_jti(),
-            vonage_secure_callbacks::test_util::payload_hash(BODY),
+            vonage_secure_callbacks::payload_hash(BODY),
         )
     };
     let ok = signer().sign_json(r#"{"alg":"HS256","typ":"JWT"}"#, claims(""));

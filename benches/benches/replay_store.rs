@@ -11,20 +11,15 @@
 //! cargo bench --bench replay_store
 //! ```
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "common/previous_store.rs"]
-mod previous_store;
-
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use common::{criterion, median_ns};
 use std::hint::black_box;
+use vonage_callbacks_bench::{criterion, median_ns};
 
 use criterion::{BatchSize, Criterion};
-use previous_store::PreviousStore;
+use vonage_callbacks_bench::previous_store::PreviousStore;
 use vonage_secure_callbacks::replay::{
     Attempt, Outcome, ReplayKey, ReplayStore, Reservation, Retention, SqliteReplayStore,
 };

@@ -6,17 +6,15 @@
 //! Every future here is ready at once, so it is polled once with a no-op waker: no runtime's
 //! scheduling is measured.
 
-mod common;
-
 use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
 use criterion::{BatchSize, Criterion};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service};
+use vonage_callbacks_bench::*;
 use vonage_secure_callbacks::{MemoryReplayStore, SecureCallbackLayer, VerifiedBody};
 
 const GROUP: &str = "service";

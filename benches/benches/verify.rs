@@ -3,12 +3,10 @@
 //!
 //! `cargo bench --bench verify` ends with a table of ratios from this run's medians.
 
-mod common;
-
 use std::hint::black_box;
 
-use common::*;
 use criterion::{BenchmarkId, Criterion, Throughput};
+use vonage_callbacks_bench::*;
 
 const GROUP: &str = "verify";
 

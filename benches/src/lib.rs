@@ -1,12 +1,12 @@
-//! Shared by the benches: fixtures, the two comparison pipelines, and reading back criterion's
-//! medians so that each bench can print ratios measured in the same run.
-#![allow(dead_code)]
+//! The measurement code of `vonage-secure-callbacks`, apart from the library: criterion benches
+//! (`benches/`), the load tool, the profile harness, the Redis latency probe and the replay
+//! window simulators (`src/bin/`). Shared here: fixtures, the two comparison pipelines, and
+//! reading back criterion's medians so that each bench can print ratios measured in one run.
 
-mod ready;
-mod reference;
-#[allow(unused_imports)] // Each bench uses some of these.
+pub mod previous_store;
+pub mod ready;
+pub mod reference;
 pub use ready::{now, Ok200};
-#[allow(unused_imports)]
 pub use reference::reference;
 
 use std::path::PathBuf;

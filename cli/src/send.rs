@@ -12,10 +12,7 @@ use crate::Error;
 
 macro_rules! sample {
     ($name:literal) => {
-        (
-            $name,
-            include_str!(concat!("../../../tests/fixtures/video/", $name, ".json")),
-        )
+        ($name, include_str!(concat!("../samples/", $name, ".json")))
     };
 }
 

@@ -1,44 +1,17 @@
-//! `verify`: every check the layer makes, one line each, with the facts that point to the cause
-//! of a failure; then the library's own verdict, which the checklist must agree with.
+//! `verify`: the library's own report of a callback ([`CallbackVerifier::explain`]), one line per
+//! check with the facts that point to the cause of a failure, then its verdict. Nothing here
+//! checks anything: the lines are a view of the report, so they cannot contradict the verdict.
 
 use std::path::Path;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde_json::{Map, Value};
-use vonage_secure_callbacks::dangerous::verify_signature;
-use vonage_secure_callbacks::test_util::payload_hash;
+use http::{header, HeaderMap, HeaderValue};
 use vonage_secure_callbacks::{
-    CallbackVerifier, Clock, FixedClock, Rejection, Secrets, SystemClock, DEFAULT_CLOCK_SKEW,
-    DEFAULT_ISSUER, DEFAULT_MAX_AGE,
+    payload_hash, CallbackVerifier, Check, Clock, FixedClock, Rejection, Report, Status,
+    SystemClock, DEFAULT_ISSUER,
 };
 
 use crate::keys::KeyArgs;
 use crate::{read_input, Error};
-
-/// The checklist being printed; remembers the first failure.
-#[derive(Default)]
-struct Checklist {
-    first_failure: Option<Rejection>,
-}
-
-impl Checklist {
-    fn pass(&self, what: &str, facts: &str) {
-        println!("  ok    {what}: {facts}");
-    }
-
-    fn fail(&mut self, rejection: Rejection, what: &str, facts: &str, hint: &str) {
-        println!("  FAIL  {what}: {facts}");
-        if !hint.is_empty() {
-            println!("        -> {hint}");
-        }
-        self.first_failure.get_or_insert(rejection);
-    }
-
-    fn skip(&self, what: &str, why: &str) {
-        println!("  --    {what}: {why}");
-    }
-}
 
 pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Result<bool, Error> {
     let input = if input == "-" {
@@ -46,22 +19,35 @@ pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Re
     } else {
         input.to_owned()
     };
-    let token = bare_token(&input);
     let body = read_input(body_path)?;
-    let secrets = key.secrets()?;
     let now = now.unwrap_or_else(|| SystemClock.now());
+    let verifier = CallbackVerifier::new(key.secrets()?).clock(FixedClock::new(now));
+    let mut headers = HeaderMap::new();
+    let authorization = format!("Bearer {}", bare_token(&input));
+    // Text that cannot be a header value reaches the report as no token at all.
+    if let Ok(value) = HeaderValue::from_str(&authorization) {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let report = verifier.explain(&headers, &body);
 
     println!("checks:");
-    let mut list = Checklist::default();
-    check(&mut list, token, &secrets, now, &body);
-    let verdict = CallbackVerifier::new(secrets)
-        .clock(FixedClock::new(now))
-        .verify_token(token, &body);
-    list.skip(
-        "replay",
-        "not checked here (the layer's replay store decides)",
-    );
-    match verdict {
+    for &(check, status) in report.steps() {
+        let line = Line::of(check, &report, &body, verifier.limit());
+        match status {
+            Status::Passed => println!("  ok    {check}: {}", line.passed),
+            Status::Failed(rejection) => {
+                println!("  FAIL  {check}: {} [{}]", line.failed, rejection.code());
+                if !line.hint.is_empty() {
+                    println!("        -> {}", line.hint);
+                }
+            }
+            Status::NotReached => {
+                println!("  --    {check}: not checked (an earlier check failed)")
+            }
+        }
+    }
+    println!("  --    replay: not checked here (the layer's replay store decides)");
+    match report.verdict() {
         Ok(claims) => {
             println!(
                 "verdict: accepted (api_key {}, jti {}, secret {})",
@@ -77,14 +63,121 @@ pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Re
                 rejection.code(),
                 rejection.status()
             );
-            if list.first_failure != Some(rejection) {
-                // The checklist mirrors the library; if they ever disagree, say so loudly.
-                println!(
-                    "note: the first failed check above ({}) is not the library's reason",
-                    list.first_failure.map_or("none", Rejection::code)
-                );
-            }
             Ok(false)
+        }
+    }
+}
+
+/// What to print for one check: when it passed, when it failed, and what to do about it.
+#[derive(Default)]
+struct Line {
+    passed: String,
+    failed: String,
+    hint: String,
+}
+
+impl Line {
+    fn of(check: Check, report: &Report, body: &[u8], limit: usize) -> Self {
+        let facts = report.facts();
+        let api_key = facts.api_key.as_deref().unwrap_or_default();
+        let tried = facts.secrets_tried.unwrap_or_default();
+        let refused = match report.verdict() {
+            Err(rejection) if report.status(check) == Status::Failed(rejection) => Some(rejection),
+            _ => None,
+        };
+        let line = |passed: String, failed: String, hint: &str| Self {
+            passed,
+            failed,
+            hint: hint.to_owned(),
+        };
+        match check {
+            Check::BodySize => line(
+                format!("{} bytes, limit {limit}", body.len()),
+                format!(
+                    "{} bytes, over the limit of {limit}",
+                    facts.body_len.unwrap_or(0)
+                ),
+                "raise the layer's body_limit if Vonage really sends this much",
+            ),
+            Check::Authorization => line(
+                "a Bearer token".into(),
+                "no token could be read from what was given".into(),
+                "paste the whole Authorization value",
+            ),
+            Check::Token => match refused {
+                Some(Rejection::UnsupportedAlgorithm) => line(
+                    String::new(),
+                    "its alg is not HS256, the only one Vonage signs with".into(),
+                    "this token was not made by Vonage's callback signing",
+                ),
+                _ => line(
+                    "a JWT, alg HS256".into(),
+                    "not a JWT whose header and claims are base64url JSON objects with a jti, \
+                     an api_key and a numeric iat"
+                        .into(),
+                    "paste the token exactly as received, without quotes",
+                ),
+            },
+            Check::ApiKey => line(
+                format!("{api_key:?}, {tried} secret(s) configured"),
+                format!(
+                    "{api_key:?} is not configured (configured: {:?})",
+                    facts.configured_api_keys
+                ),
+                "set VONAGE_API_KEY (or --api-key) to the project that sent it",
+            ),
+            Check::Signature => line(
+                format!(
+                    "verified by secret {}",
+                    facts
+                        .secret
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+                format!("none of the {tried} secret(s) of {api_key:?} verifies it"),
+                "the secret differs from the one in the Vonage dashboard (or was rotated there): \
+                 compare them, and use its exact text (never hex- or base64-decoded)",
+            ),
+            Check::Issuer => {
+                let iss = facts.issuer.as_deref().unwrap_or_default();
+                line(
+                    format!("{iss:?}"),
+                    format!("{iss:?}, expected {DEFAULT_ISSUER:?}"),
+                    "",
+                )
+            }
+            Check::Time => {
+                let age = facts.iat_offset_secs.unwrap_or_default();
+                let (skew, max) = (report.clock_skew_secs(), report.max_age_secs());
+                let facts = format!("issued {age} s before now (allowed: -{skew} s to {max} s)");
+                let hint = match refused {
+                    Some(Rejection::TokenFromFuture) => {
+                        "this machine's clock is behind: check NTP (the same offset on every \
+                         callback means a clock, not an attacker); or its nbf is ahead"
+                    }
+                    _ => {
+                        "older than the maximum age (or past its exp): a replay, a clock far \
+                         ahead, or a captured callback (give --now to check it as of when it \
+                         arrived)"
+                    }
+                };
+                line(facts.clone(), facts, hint)
+            }
+            Check::PayloadHashClaim => line("present".into(), "the token has none".into(), ""),
+            Check::PayloadHash => {
+                let claimed = facts.payload_hash.as_deref().unwrap_or_default();
+                let actual = facts.payload_sha256.as_deref().unwrap_or_default();
+                line(
+                    format!("SHA-256 of the {} body bytes matches", body.len()),
+                    format!(
+                        "the token signs {claimed}, the {} body bytes hash to {actual}",
+                        body.len()
+                    ),
+                    &why_the_body_differs(body, claimed),
+                )
+            }
+            _ => Self::default(),
         }
     }
 }
@@ -103,179 +196,10 @@ fn bare_token(input: &str) -> &str {
     }
 }
 
-/// Runs the checks in the layer's order, going on after a failure where a later check still
-/// tells something (a payload hash mismatch beside a bad signature, say).
-fn check(list: &mut Checklist, token: &str, secrets: &Secrets, now: u64, body: &[u8]) {
-    let segments: Vec<&str> = token.split('.').collect();
-    let decode = |segment: &str| -> Option<Map<String, Value>> {
-        let json = URL_SAFE_NO_PAD.decode(segment).ok()?;
-        serde_json::from_slice(&json).ok()
-    };
-    let (header, claims) = match segments.as_slice() {
-        [h, c, _] => match (decode(h), decode(c)) {
-            (Some(header), Some(claims)) => (header, claims),
-            _ => {
-                list.fail(
-                    Rejection::MalformedToken,
-                    "token",
-                    "its header or claims are not base64url JSON objects",
-                    "paste the token exactly as received, without quotes",
-                );
-                return;
-            }
-        },
-        _ => {
-            list.fail(
-                Rejection::MalformedToken,
-                "token",
-                &format!("{} dot-separated parts, a JWT has 3", segments.len()),
-                "paste the whole Authorization value",
-            );
-            return;
-        }
-    };
-    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
-    if alg == "HS256" {
-        list.pass("token", "a JWT, alg HS256");
-    } else {
-        list.fail(
-            Rejection::UnsupportedAlgorithm,
-            "token",
-            &format!("alg {alg:?}; Vonage signs with HS256 only"),
-            "this token was not made by Vonage's callback signing",
-        );
-        return;
-    }
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-    if text("jti").is_none_or(|jti| jti.is_empty()) {
-        list.fail(
-            Rejection::MalformedToken,
-            "token",
-            "no jti claim",
-            "Vonage gives every callback a jti",
-        );
-        return;
-    }
-
-    let api_key = text("api_key").unwrap_or_default();
-    let configured = secrets.secrets_for(&api_key);
-    let mut keys: Vec<&str> = secrets.api_keys().collect();
-    keys.sort_unstable();
-    if configured.is_empty() {
-        list.fail(
-            Rejection::UnknownApiKey,
-            "api_key",
-            &format!("{api_key:?} is not configured (configured: {keys:?})"),
-            "set VONAGE_API_KEY (or --api-key) to the project that sent it",
-        );
-        return;
-    }
-    list.pass(
-        "api_key",
-        &format!("{api_key:?}, {} secret(s) configured", configured.len()),
-    );
-
-    let verified = configured
-        .iter()
-        .position(|secret| verify_signature(token, secret).is_ok());
-    // After a bad signature the claims below are what an unverified token says.
-    let unverified = if verified.is_some() {
-        ""
-    } else {
-        " (unverified claim)"
-    };
-    match verified {
-        Some(i) => {
-            let label = configured[i].label().map_or(format!("#{i}"), str::to_owned);
-            list.pass("signature", &format!("verified by secret {label}"));
-        }
-        None => list.fail(
-            Rejection::BadSignature,
-            "signature",
-            &format!(
-                "none of the {} secret(s) of {api_key:?} verifies it",
-                configured.len()
-            ),
-            "the secret differs from the one in the Vonage dashboard (or was rotated there): \
-             compare them, and use its exact text (never hex- or base64-decoded)",
-        ),
-    }
-
-    let iss = text("iss").unwrap_or_default();
-    if iss == DEFAULT_ISSUER {
-        list.pass("issuer", &format!("{iss:?}{unverified}"));
-    } else {
-        list.fail(
-            Rejection::BadIssuer,
-            "issuer",
-            &format!("{iss:?}, expected {DEFAULT_ISSUER:?}"),
-            "",
-        );
-    }
-
-    match claims.get("iat").and_then(Value::as_u64) {
-        None => list.fail(
-            Rejection::MalformedToken,
-            "time",
-            "no numeric iat claim",
-            "",
-        ),
-        Some(iat) => {
-            let age = now as i64 - iat as i64;
-            let (skew, max) = (DEFAULT_CLOCK_SKEW.as_secs(), DEFAULT_MAX_AGE.as_secs());
-            let facts =
-                format!("issued {age} s before now (allowed: -{skew} s to {max} s){unverified}");
-            if iat > now.saturating_add(skew) {
-                list.fail(
-                    Rejection::TokenFromFuture,
-                    "time",
-                    &facts,
-                    "this machine's clock is behind: check NTP (the same offset on every \
-                     callback means a clock, not an attacker)",
-                );
-            } else if now > iat.saturating_add(max) {
-                list.fail(
-                    Rejection::StaleToken,
-                    "time",
-                    &facts,
-                    "older than a day: a replay, a clock far ahead, or a captured callback \
-                     (give --now to check it as of when it arrived)",
-                );
-            } else {
-                list.pass("time", &facts);
-            }
-        }
-    }
-
-    let actual = payload_hash(body);
-    match text("payload_hash") {
-        None => list.fail(
-            Rejection::MissingPayloadHash,
-            "payload_hash",
-            "the token has none",
-            "",
-        ),
-        Some(claimed) if claimed == actual => list.pass(
-            "payload_hash",
-            &format!(
-                "SHA-256 of the {} body bytes matches{unverified}",
-                body.len()
-            ),
-        ),
-        Some(claimed) => list.fail(
-            Rejection::PayloadHashMismatch,
-            "payload_hash",
-            &format!(
-                "the token signs {claimed}, the {} body bytes hash to {actual}",
-                body.len()
-            ),
-            &why_the_body_differs(body, &claimed),
-        ),
-    }
-}
-
-/// What commonly changes a body on its way, tested against the claimed hash.
+/// What commonly changes a body on its way, tested against the claimed hash: a hint, not a
+/// check (the verdict is already decided).
 fn why_the_body_differs(body: &[u8], claimed: &str) -> String {
+    let claimed = claimed.to_ascii_lowercase();
     if body.starts_with(&[0x1f, 0x8b]) {
         return "the body is gzip-compressed: something compressed it after Vonage signed it \
                 (hash what arrived, before any decompression or re-encoding)"
@@ -289,7 +213,7 @@ fn why_the_body_differs(body: &[u8], claimed: &str) -> String {
                 (an editor, or echo without -n)"
             .into();
     }
-    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Ok(compact) = serde_json::to_vec(&value) {
             if payload_hash(&compact) == claimed {
                 return "the body re-serialised compactly matches: it was parsed and written \

@@ -1,11 +1,14 @@
-//! The `vonage-callbacks` command (feature `cli`), run as a user runs it: the built binary
-//! against the example server over loopback, its checklist on tampered and mis-signed callbacks.
+//! The `vonage-callbacks` command, run as a user runs it: the built binary against a real axum
+//! server with the library's layer on loopback, its checklist on tampered and mis-signed
+//! callbacks.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::common::example::{address, run_printed_curl, start, KillOnDrop};
+use axum::routing::post;
+use axum::{Extension, Router};
+use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer, VonageClaims};
 
 const API_KEY: &str = "47123456";
 const SECRET: &str = "cli-test-project-signature-secret-0001";
@@ -21,14 +24,44 @@ fn cli(secret: &str) -> Command {
     cmd
 }
 
-/// The example server with this test's project, and the URL of `path` on it.
-fn example_server(path: &str) -> (KillOnDrop, String) {
-    let (server, lines) = start(&[
-        ("VONAGE_API_KEY", API_KEY),
-        ("VONAGE_SIGNATURE_SECRET", SECRET),
-    ]);
-    let url = format!("http://{}{path}", address(&lines));
-    (server, url)
+/// A server on loopback that answers each accepted callback with its `jti`; it stops when
+/// dropped (with its runtime).
+struct Server {
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// The server with this test's project, and the URL of `path` on it.
+fn server(path: &str) -> (Server, String) {
+    async fn accepted(Extension(claims): Extension<VonageClaims>) -> String {
+        format!(r#"{{"jti":"{}"}}"#, claims.jti())
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let secrets = Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap());
+    let app = Router::new()
+        .route("/vonage/{*event}", post(accepted))
+        .layer(SecureCallbackLayer::new(secrets));
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (Server { _runtime: runtime }, url)
+}
+
+/// Runs a `curl` command line as printed, and returns its output with the status code last.
+fn run_printed_curl(curl: &str) -> String {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("{curl} --max-time 10 -w '\\n%{{http_code}}'"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn run(cmd: &mut Command) -> (i32, String) {
@@ -58,10 +91,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn sample(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/video/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/samples/{name}.json", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(path).unwrap()
 }
 
@@ -76,13 +106,19 @@ fn first_failure_and_verdict(out: &str) -> (Option<String>, String) {
         .find_map(|l| l.strip_prefix("verdict: "))
         .expect("a verdict line")
         .to_owned();
-    assert!(!out.contains("note: the first failed check"), "{out}");
+    // One failed check, and it is the verdict's.
+    let failures = out.lines().filter(|l| l.trim_start().starts_with("FAIL"));
+    assert!(failures.count() <= 1, "{out}");
+    if let (Some(failed), Some(code)) = (&failed, verdict.strip_prefix("refused: ")) {
+        let code = code.split(' ').next().unwrap();
+        assert!(failed.ends_with(&format!("[{code}]")), "{out}");
+    }
     (failed, verdict)
 }
 
 #[test]
-fn every_sample_event_sent_to_the_example_server_is_accepted() {
-    let (_server, url) = example_server("/vonage/video");
+fn every_sample_event_sent_to_a_server_is_accepted() {
+    let (_server, url) = server("/vonage/video");
 
     let (code, list) = run(cli(SECRET).args(["send", "--list"]));
     assert_eq!(code, 0);
@@ -118,7 +154,7 @@ fn every_sample_event_sent_to_the_example_server_is_accepted() {
 
 #[test]
 fn a_signed_body_and_the_printed_curl_command_are_accepted() {
-    let (_server, url) = example_server("/vonage/archive");
+    let (_server, url) = server("/vonage/archive");
     let dir = scratch("cli-sign");
     let body = dir.join("it's a body.json");
     std::fs::write(&body, sample("archive_started")).unwrap();
@@ -216,10 +252,9 @@ fn verify_names_the_failed_check_and_its_cause() {
     assert_eq!(code, 1, "{out}");
     let (failed, verdict) = first_failure_and_verdict(&out);
     assert!(failed.unwrap().contains("none of the 1 secret(s)"), "{out}");
-    // What the token claims after a bad signature is shown, and marked as unverified.
-    let hash_line = out.lines().find(|l| l.contains("payload_hash")).unwrap();
+    // As in the layer, nothing after a bad signature is checked.
     assert!(
-        hash_line.ends_with("body bytes matches (unverified claim)"),
+        out.contains("--    payload_hash: not checked (an earlier check failed)"),
         "{out}"
     );
     assert!(verdict.starts_with("refused: bad_signature"), "{out}");
@@ -309,4 +344,79 @@ fn secrets_come_from_the_environment_or_a_file_never_the_command_line() {
     let (code, out) = run(cli(OTHER_SECRET).args(["verify", token.trim()]).args(files));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("verified by secret 2026-11"), "{out}");
+}
+
+/// Where the old checklist and the library disagreed: an upper-case `payload_hash` (accepted),
+/// an empty `jti` (accepted), `exp` and `nbf` (honoured). The checklist is now the library's
+/// report, so each line agrees with the verdict.
+#[test]
+fn the_checklist_never_contradicts_the_verdict() {
+    use serde_json::{json, Map, Value};
+    use vonage_secure_callbacks::test_util::CallbackSigner;
+
+    const NOW: u64 = 1_800_000_000;
+    type Edit = fn(&mut Map<String, Value>);
+    let cases: [(&str, Edit, &str, Option<&str>); 4] = [
+        (
+            "upper-case payload_hash",
+            |c| {
+                let upper = c["payload_hash"].as_str().unwrap().to_uppercase();
+                c.insert("payload_hash".into(), json!(upper));
+            },
+            "accepted",
+            None,
+        ),
+        (
+            "empty jti",
+            |c| {
+                c.insert("jti".into(), json!(""));
+            },
+            "accepted",
+            None,
+        ),
+        (
+            "exp an hour ago",
+            |c| {
+                c.insert("exp".into(), json!(NOW - 3600));
+            },
+            "refused: stale_token",
+            Some("time"),
+        ),
+        (
+            "nbf an hour ahead",
+            |c| {
+                c.insert("nbf".into(), json!(NOW + 3600));
+            },
+            "refused: token_from_future",
+            Some("time"),
+        ),
+    ];
+    let dir = scratch("cli-agree");
+    let body = dir.join("body.json");
+    std::fs::write(&body, br#"{"event":"archive"}"#).unwrap();
+    let signer = CallbackSigner::new(API_KEY, SECRET);
+    for (case, edit, expected, failed_check) in cases {
+        let token = signer.token_with(br#"{"event":"archive"}"#, |c| {
+            c.insert("iat".into(), json!(NOW));
+            edit(c);
+        });
+        let (code, out) = run(cli(SECRET).args([
+            "verify",
+            &token,
+            "--body",
+            body.to_str().unwrap(),
+            "--now",
+            &NOW.to_string(),
+        ]));
+        let (failed, verdict) = first_failure_and_verdict(&out);
+        assert!(verdict.starts_with(expected), "{case}: {out}");
+        assert_eq!(code, i32::from(failed_check.is_some()), "{case}: {out}");
+        match failed_check {
+            None => assert!(failed.is_none(), "{case}: {out}"),
+            Some(check) => assert!(
+                failed.unwrap().contains(&format!("FAIL  {check}:")),
+                "{case}: {out}"
+            ),
+        }
+    }
 }

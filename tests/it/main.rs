@@ -8,8 +8,6 @@
 mod common;
 
 mod chaos;
-#[cfg(feature = "cli")]
-mod cli;
 mod events;
 mod example_server;
 mod fuzz_regressions;

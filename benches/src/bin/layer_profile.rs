@@ -24,9 +24,7 @@ use vonage_secure_callbacks::{Secret, Secrets, SecureCallbackLayer};
 const API_KEY: &str = "a1b2c3d4";
 const SECRET: &str = "profile-signature-secret-profile-0000001";
 
-#[path = "../benches/common/ready.rs"]
-mod ready;
-use ready::{now, Ok200};
+use vonage_callbacks_bench::ready::{now, Ok200};
 
 #[inline(never)]
 fn drive_layer<S>(service: &mut S, requests: Vec<Request<Full<Bytes>>>)

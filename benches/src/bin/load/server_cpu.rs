@@ -26,8 +26,7 @@ use crate::client::{connect, post_signed};
 use crate::routes::{body, naive, no_content, read_body, secrets, API_KEY, SECRET};
 use crate::Options;
 
-#[path = "../../benches/common/reference.rs"]
-mod reference;
+use vonage_callbacks_bench::reference;
 
 /// The child's argument: serve, print the address, run until killed.
 pub const SERVE_FLAG: &str = "--serve-for-cpu-measurement";
@@ -104,7 +103,6 @@ pub fn serve() {
             "/layer_sqlite",
             post(no_content).route_layer(SecureCallbackLayer::new(secrets()).replay_store(sqlite)),
         );
-        #[cfg(feature = "redis")]
         let app = match std::env::var("REDIS_URL") {
             Ok(url) => {
                 let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(&url)
@@ -373,12 +371,12 @@ pub fn run(options: &Options) {
 }
 
 /// The routes served: the four compared, `read_layered`, `layer_sqlite` (the layer with the
-/// SQLite replay store in a temporary file), and with feature `redis` and `REDIS_URL` set,
+/// SQLite replay store in a temporary file), and with `REDIS_URL` set,
 /// `layer_redis` (the layer with the Redis replay store).
 fn routes() -> Vec<&'static str> {
     let mut routes = ROUTES.to_vec();
     routes.push("layer_sqlite");
-    if cfg!(feature = "redis") && std::env::var_os("REDIS_URL").is_some() {
+    if std::env::var_os("REDIS_URL").is_some() {
         routes.push("layer_redis");
     }
     routes

@@ -76,6 +76,13 @@ where
     }
 }
 
+/// The body's length as its `Content-Length` header declares it.
+pub(crate) fn declared_len(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@
 
 use http::{header, HeaderMap};
 
+use crate::buffer::declared_len;
 use crate::claims::{SecretUsed, VonageClaims};
-use crate::verify::declared_len;
 
 /// Facts about a callback, written by the checks that ran: beside the
 /// [`Rejection`](crate::Rejection) in a refusal's extensions, in the `tracing` event (feature

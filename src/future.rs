@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{ResponseBody, VerifiedBody};
-use crate::buffer::Buffered;
+use crate::buffer::{declared_len, Buffered};
 use crate::claims::VonageClaims;
 use crate::diagnosis::RejectionDetails;
 use crate::explain::FirstFailure;
@@ -26,7 +26,7 @@ use crate::replay::{
 };
 use crate::shared::Shared;
 use crate::stopwatch::Stopwatch;
-use crate::verify::{declared_len, CallbackVerifier};
+use crate::verify::CallbackVerifier;
 use crate::BoxError;
 
 pin_project! {
@@ -82,7 +82,9 @@ enum Event<S: Service<Request<VerifiedBody>>> {
     Settled(Result<(), ReplayStoreError>),
 }
 
-/// Where a transition leads.
+/// Where a transition leads. The next state is moved, not boxed: a box would cost every
+/// callback an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Next<S: Service<Request<VerifiedBody>>, B, R: ReplayStore> {
     State(State<S, B, R>),
     Refuse(Refusal),

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::buffer::declared_len;
 use crate::claims::{SecretUsed, VonageClaims};
 use crate::clock::{Clock, SystemClock};
 use crate::diagnosis::RejectionDetails;
@@ -603,11 +604,4 @@ mod tests {
         assert_eq!(r.ttl(), Duration::from_secs(expected));
         assert_eq!(r.until(), NOW + expected);
     }
-}
-
-/// The body's length as its `Content-Length` header declares it.
-pub(crate) fn declared_len(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
 }

@@ -19,7 +19,7 @@ use std::hint::black_box;
 use vonage_callbacks_bench::{criterion, median_ns};
 
 use criterion::{BatchSize, Criterion};
-use vonage_callbacks_bench::previous_store::PreviousStore;
+use vonage_callbacks_bench::previous_store::{self, PreviousStore};
 use vonage_secure_callbacks::replay::{
     Attempt, Outcome, ReplayKey, ReplayStore, Reservation, Retention, SqliteReplayStore,
 };

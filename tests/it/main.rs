@@ -12,6 +12,7 @@ mod events;
 mod example_server;
 mod fuzz_regressions;
 mod grpc;
+mod module_graph;
 mod properties;
 mod redis_deploy;
 mod redis_faults;

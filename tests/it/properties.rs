@@ -1,9 +1,18 @@
 //! Properties of verification over generated callbacks (proptest).
 
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body_util::Full;
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{json, Map, Value};
+use tower::{Layer, ServiceExt};
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::{CallbackVerifier, FixedClock, Secret, Secrets};
+use vonage_secure_callbacks::{
+    CallbackVerifier, FixedClock, MemoryReplayStore, Rejection, Secret, Secrets,
+    SecureCallbackLayer, VerifiedBody, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_AGE,
+};
 
 const API_KEY: &str = "a1b2c3d4";
 const SECRET: &str = "property-test-secret-property-test-01";
@@ -113,5 +122,220 @@ proptest! {
         );
         let claims = v.verify_authorization(&signer.authorization(&body), &body).unwrap();
         prop_assert_eq!(claims.api_key(), api_key.as_str());
+    }
+}
+
+/// One change to an otherwise valid callback, or none.
+#[derive(Debug, Clone)]
+enum Mutation {
+    None,
+    TokenByte(prop::sample::Index, u8),
+    BodyByte(prop::sample::Index, u8),
+    IatAged(u64),
+    IatAhead(u64),
+    ExpPassed(u64),
+    NbfAhead(u64),
+    Issuer(String),
+    NoPayloadHash,
+    UpperCaseHash,
+    EmptyJti,
+    NoJti,
+    UnknownApiKey,
+    OtherSecret,
+    Algorithm(&'static str),
+    NoAuthorization,
+    TwoAuthorizations,
+    Scheme(&'static str),
+    DeclaredTooLarge,
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let day = DEFAULT_MAX_AGE.as_secs();
+    let skew = DEFAULT_CLOCK_SKEW.as_secs();
+    prop_oneof![
+        Just(Mutation::None),
+        (
+            any::<prop::sample::Index>(),
+            prop::sample::select(b"AZaz09-_.=".to_vec())
+        )
+            .prop_map(|(i, b)| Mutation::TokenByte(i, b)),
+        (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::BodyByte(i, b)),
+        // Around the edges of the window, both sides of each.
+        (day - 2..day + 3).prop_map(Mutation::IatAged),
+        (skew - 2..skew + 3).prop_map(Mutation::IatAhead),
+        (skew - 2..skew + 3).prop_map(Mutation::ExpPassed),
+        (skew - 2..skew + 3).prop_map(Mutation::NbfAhead),
+        "(Vonage|vonage|Nexmo|)".prop_map(Mutation::Issuer),
+        Just(Mutation::NoPayloadHash),
+        Just(Mutation::UpperCaseHash),
+        Just(Mutation::EmptyJti),
+        Just(Mutation::NoJti),
+        Just(Mutation::UnknownApiKey),
+        Just(Mutation::OtherSecret),
+        prop::sample::select(vec!["HS512", "none", "RS256"]).prop_map(Mutation::Algorithm),
+        Just(Mutation::NoAuthorization),
+        Just(Mutation::TwoAuthorizations),
+        prop::sample::select(vec!["Basic", "bearer", "BEARER"]).prop_map(Mutation::Scheme),
+        Just(Mutation::DeclaredTooLarge),
+    ]
+}
+
+/// The request's headers and body after `mutation`.
+fn mutated(body: &[u8], mutation: &Mutation) -> (HeaderMap, Vec<u8>) {
+    let mut body = body.to_vec();
+    let edit_claims = |edit: &dyn Fn(&mut Map<String, Value>)| {
+        CallbackSigner::new(API_KEY, SECRET).token_with(&body, |c| {
+            c.insert("iat".into(), NOW.into());
+            edit(c);
+        })
+    };
+    let mut token = match mutation {
+        Mutation::IatAged(age) => edit_claims(&|c| {
+            c.insert("iat".into(), json!(NOW - age));
+        }),
+        Mutation::IatAhead(ahead) => edit_claims(&|c| {
+            c.insert("iat".into(), json!(NOW + ahead));
+        }),
+        Mutation::ExpPassed(past) => edit_claims(&|c| {
+            c.insert("exp".into(), json!(NOW - past));
+        }),
+        Mutation::NbfAhead(ahead) => edit_claims(&|c| {
+            c.insert("nbf".into(), json!(NOW + ahead));
+        }),
+        Mutation::Issuer(iss) => edit_claims(&|c| {
+            c.insert("iss".into(), json!(iss));
+        }),
+        Mutation::NoPayloadHash => edit_claims(&|c| {
+            c.remove("payload_hash");
+        }),
+        Mutation::UpperCaseHash => edit_claims(&|c| {
+            let upper = c["payload_hash"].as_str().unwrap().to_uppercase();
+            c.insert("payload_hash".into(), json!(upper));
+        }),
+        Mutation::EmptyJti => edit_claims(&|c| {
+            c.insert("jti".into(), json!(""));
+        }),
+        Mutation::NoJti => edit_claims(&|c| {
+            c.remove("jti");
+        }),
+        Mutation::UnknownApiKey => edit_claims(&|c| {
+            c.insert("api_key".into(), json!("not-configured"));
+        }),
+        Mutation::OtherSecret => CallbackSigner::new(
+            API_KEY,
+            "another-secret-another-secret-00001",
+        )
+        .token_with(&body, |c| {
+            c.insert("iat".into(), NOW.into());
+        }),
+        Mutation::Algorithm(alg) => {
+            let signer = CallbackSigner::new(API_KEY, SECRET);
+            let claims = Value::Object(signer.claims(&body, NOW)).to_string();
+            signer.sign_json(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#), claims)
+        }
+        _ => sign(&body),
+    };
+    match mutation {
+        Mutation::TokenByte(i, b) => {
+            let mut bytes = token.into_bytes();
+            let i = i.index(bytes.len());
+            bytes[i] = *b;
+            token = String::from_utf8(bytes).unwrap();
+        }
+        Mutation::BodyByte(i, b) if !body.is_empty() => {
+            let i = i.index(body.len());
+            body[i] = *b;
+        }
+        _ => {}
+    }
+    let mut headers = HeaderMap::new();
+    let scheme = match mutation {
+        Mutation::Scheme(scheme) => scheme,
+        _ => "Bearer",
+    };
+    let value = format!("{scheme} {token}").parse().unwrap();
+    match mutation {
+        Mutation::NoAuthorization => {}
+        Mutation::TwoAuthorizations => {
+            headers.append(header::AUTHORIZATION, value);
+            headers.append(
+                header::AUTHORIZATION,
+                format!("Bearer {}", sign(&body)).parse().unwrap(),
+            );
+        }
+        _ => {
+            headers.append(header::AUTHORIZATION, value);
+        }
+    }
+    let declared = match mutation {
+        Mutation::DeclaredTooLarge => LIMIT + 1,
+        _ => body.len(),
+    };
+    headers.insert(header::CONTENT_LENGTH, declared.into());
+    (headers, body)
+}
+
+/// Small, so that generated bodies cross it.
+const LIMIT: usize = 1536;
+
+/// What the layer answers for the request: `Ok` when the inner service ran, else its
+/// rejection (from the response's extensions).
+fn through_the_layer(
+    verifier: &CallbackVerifier,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<(), Rejection> {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+    }
+    let inner = tower::service_fn(|_: Request<VerifiedBody>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    // A store of its own: each case's `jti` is new to it.
+    let service = SecureCallbackLayer::new(verifier.clone())
+        .replay_store(MemoryReplayStore::new())
+        .layer(inner);
+    let mut request = Request::post("/vonage/callback")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    *request.headers_mut() = headers;
+    let response = RUNTIME
+        .with(|rt| rt.block_on(service.oneshot(request)))
+        .unwrap();
+    match response.extensions().get::<Rejection>() {
+        Some(rejection) => Err(*rejection),
+        None => {
+            assert_eq!(response.status(), StatusCode::OK);
+            Ok(())
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// The layer and [`CallbackVerifier::explain`] reach the same verdict, with the same code,
+    /// on valid callbacks and on each single mutation of one: the report is a view of the
+    /// checks the layer runs, not a copy of them.
+    #[test]
+    fn the_layer_and_the_report_agree(
+        body in proptest::collection::vec(any::<u8>(), 0..2048),
+        mutation in mutation(),
+    ) {
+        let verifier = verifier().body_limit(LIMIT);
+        let (headers, body) = mutated(&body, &mutation);
+        let report = verifier.explain(&headers, &body);
+        let by_layer = through_the_layer(&verifier, headers.clone(), body.clone());
+        let by_report = report.verdict().map(|_| ());
+        prop_assert_eq!(by_layer, by_report, "{:?}", mutation);
+        prop_assert_eq!(verifier.verify(&headers, &body).map(|_| ()), by_report);
+        if matches!(mutation, Mutation::None | Mutation::UpperCaseHash | Mutation::EmptyJti)
+            && body.len() <= LIMIT
+        {
+            prop_assert_eq!(by_report, Ok(()), "{:?}", mutation);
+        }
     }
 }

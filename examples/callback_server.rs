@@ -159,7 +159,10 @@ async fn with_store(
     Ok(match setting {
         StoreSetting::Memory => {
             println!("replay store: in memory (this process only, forgotten at restart)");
-            let store = vonage_secure_callbacks::MemoryReplayStore::shared().in_flight_ttl(ttl);
+            // The layer's own store: the in-flight TTL is a setting of the store.
+            let store = vonage_secure_callbacks::MemoryReplayStore::builder()
+                .in_flight_ttl(ttl)
+                .build();
             app(layer.replay_store(store))
         }
         StoreSetting::Sqlite(path) => {
@@ -183,9 +186,10 @@ async fn with_redis(
     url: &str,
     ttl: Duration,
 ) -> Result<Router, Box<dyn std::error::Error>> {
-    let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(url)
-        .await?
-        .in_flight_ttl(ttl);
+    let store = vonage_secure_callbacks::replay::RedisReplayStore::builder(url)
+        .in_flight_ttl(ttl)
+        .connect()
+        .await?;
     // The URL may carry a password: say where, not how.
     let target = url.rsplit('@').next().unwrap_or(url);
     println!("replay store: Redis at {target} (shared by every instance)");

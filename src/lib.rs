@@ -87,6 +87,7 @@ mod layer;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod payload;
+mod random;
 mod rejection;
 pub mod replay;
 mod secrets;

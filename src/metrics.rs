@@ -5,7 +5,7 @@
 //! | --- | --- | --- | --- |
 //! | [`ACCEPTED`] | counter | `api_key`, `secret` | callbacks passed to the inner service |
 //! | [`REFUSED`] | counter | `reason`, `api_key` | callbacks refused, by [`Rejection::code`] |
-//! | [`VERIFICATION_SECONDS`] | histogram | `api_key` | CPU time spent verifying a callback |
+//! | [`VERIFICATION_SECONDS`] | histogram | `api_key` | wall time spent verifying a callback (the checks, not the body's transfer or the handler) |
 //! | [`BODY_BYTES`] | histogram | `api_key` | length of each body read |
 //! | [`STORE_ENTRIES`] | gauge | | `jti`s held by the in-memory replay store |
 //! | [`STORE_WINDOW_SECONDS`] | gauge | | how old a token that store still vouches for may be |

@@ -5,138 +5,97 @@ use std::fmt;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
-/// The reason a callback was refused. Each has a stable machine-readable [`code`](Self::code)
-/// and a default [`status`](Self::status).
-///
-/// The rejection is also placed in the response's extensions, so outer layers (logging,
-/// metrics) can read it without parsing the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Rejection {
+/// The one table of rejections: each variant with its docs, code and default status, in the
+/// order the layer's checks can produce them. The enum, [`Rejection::ALL`], `code`, `status` and
+/// `json_body` are all written from it.
+macro_rules! rejections {
+    ($($(#[$doc:meta])* $variant:ident => $code:literal, $status:ident;)*) => {
+        /// The reason a callback was refused. Each has a stable machine-readable
+        /// [`code`](Self::code) and a default [`status`](Self::status).
+        ///
+        /// The rejection is also placed in the response's extensions, so outer layers (logging,
+        /// metrics) can read it without parsing the body.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Rejection {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Rejection {
+            /// Every rejection, in the order the layer's checks can produce them (see
+            /// [`Check`](crate::Check)). A slice, since the enum may grow.
+            pub const ALL: &'static [Rejection] = &[$(Rejection::$variant,)*];
+
+            /// The machine-readable code, as sent in the body `{"error":"<code>"}`.
+            pub const fn code(self) -> &'static str {
+                match self {
+                    $(Rejection::$variant => $code,)*
+                }
+            }
+
+            /// The default status. 5xx answers are retried by Vonage; 4xx are not. What a retry
+            /// may cure is 503: an unsigned callback, one in flight elsewhere, an unavailable
+            /// store, and a validly signed token refused only by this host's clock (which may be
+            /// the one at fault). 409 for replays: a retry would be refused the same way.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Rejection::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// The JSON body sent by the default response, e.g. `{"error":"bad_signature"}`.
+            pub const fn json_body(self) -> &'static str {
+                match self {
+                    $(Rejection::$variant => concat!(r#"{"error":""#, $code, r#""}"#),)*
+                }
+            }
+        }
+    };
+}
+
+rejections! {
+    /// The body is larger than the configured limit (as declared before reading, or as read).
+    BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE;
     /// No `Authorization` header. Vonage may, after an internal error, send a callback
     /// unsigned and asks for a 5xx so that it is retried signed: 503 with `Retry-After`.
-    MissingToken,
+    MissingToken => "missing_token", SERVICE_UNAVAILABLE;
     /// Wrong scheme, not a JWT, bad base64 or JSON, a claim of the wrong type or missing.
-    MalformedToken,
+    MalformedToken => "malformed_token", UNAUTHORIZED;
     /// The JWT header names an algorithm other than HS256.
-    UnsupportedAlgorithm,
+    UnsupportedAlgorithm => "unsupported_algorithm", UNAUTHORIZED;
     /// No secret is configured for the token's `api_key`.
-    UnknownApiKey,
+    UnknownApiKey => "unknown_api_key", UNAUTHORIZED;
     /// The HMAC matches none of the project's secrets.
-    BadSignature,
+    BadSignature => "bad_signature", UNAUTHORIZED;
     /// `iss` is not the expected issuer.
-    BadIssuer,
+    BadIssuer => "bad_issuer", UNAUTHORIZED;
+    /// `iat` (or `nbf`) lies further in the future than the allowed clock skew. 503, as for
+    /// [`StaleToken`](Self::StaleToken): a clock running behind must not lose callbacks.
+    TokenFromFuture => "token_from_future", SERVICE_UNAVAILABLE;
     /// `iat` is older than the maximum age, or `exp` has passed. 503: the token is validly
     /// signed, and when this host's clock runs ahead every callback looks stale; Vonage's retry
     /// then gets through once the clock is right. A real replay of an old token is still refused.
-    StaleToken,
-    /// `iat` (or `nbf`) lies further in the future than the allowed clock skew. 503, as for
-    /// [`StaleToken`](Self::StaleToken): a clock running behind must not lose callbacks.
-    TokenFromFuture,
+    StaleToken => "stale_token", SERVICE_UNAVAILABLE;
     /// The token carries no `payload_hash`.
-    MissingPayloadHash,
-    /// The SHA-256 of the received body differs from `payload_hash`.
-    PayloadHashMismatch,
+    MissingPayloadHash => "missing_payload_hash", UNAUTHORIZED;
     /// This `jti` was already delivered and answered with 2xx.
-    ReplayedToken,
-    /// This `jti` is being handled right now by another request.
-    DuplicateInFlight,
-    /// The body is larger than the configured limit.
-    BodyTooLarge,
-    /// The body could not be read (the client went away, a transport error).
-    BodyReadError,
-    /// The replay store could not be reached in time, or is full of callbacks in flight or
-    /// issued within the last minute.
-    ReplayStoreUnavailable,
+    ReplayedToken => "replayed_token", CONFLICT;
     /// The token is older than the replay store can vouch for: a full in-memory store forgot the
     /// oldest delivered `jti`s and now refuses tokens issued at or before them, since this might
-    /// be a replay of one. Give the store a larger capacity, or use Redis.
-    ReplayWindowExceeded,
+    /// be a replay of one. Give the store a larger capacity, or use a durable store.
+    ReplayWindowExceeded => "replay_window_exceeded", CONFLICT;
+    /// The body could not be read (the client went away, a transport error).
+    BodyReadError => "body_read_error", BAD_REQUEST;
+    /// The SHA-256 of the received body differs from `payload_hash`.
+    PayloadHashMismatch => "payload_hash_mismatch", UNAUTHORIZED;
+    /// This `jti` is being handled right now by another request.
+    DuplicateInFlight => "duplicate_in_flight", SERVICE_UNAVAILABLE;
+    /// The replay store could not be reached in time, or is full of callbacks in flight or
+    /// issued within the last minute.
+    ReplayStoreUnavailable => "replay_store_unavailable", SERVICE_UNAVAILABLE;
 }
 
 impl Rejection {
-    /// Every rejection, in pipeline order. A slice, since the enum may grow.
-    pub const ALL: &'static [Rejection] = &[
-        Rejection::BodyTooLarge,
-        Rejection::BodyReadError,
-        Rejection::MissingToken,
-        Rejection::MalformedToken,
-        Rejection::UnsupportedAlgorithm,
-        Rejection::UnknownApiKey,
-        Rejection::BadSignature,
-        Rejection::BadIssuer,
-        Rejection::StaleToken,
-        Rejection::TokenFromFuture,
-        Rejection::MissingPayloadHash,
-        Rejection::PayloadHashMismatch,
-        Rejection::ReplayedToken,
-        Rejection::ReplayWindowExceeded,
-        Rejection::DuplicateInFlight,
-        Rejection::ReplayStoreUnavailable,
-    ];
-
-    /// The machine-readable code, as sent in the body `{"error":"<code>"}`.
-    pub const fn code(self) -> &'static str {
-        match self {
-            Rejection::MissingToken => "missing_token",
-            Rejection::MalformedToken => "malformed_token",
-            Rejection::UnsupportedAlgorithm => "unsupported_algorithm",
-            Rejection::UnknownApiKey => "unknown_api_key",
-            Rejection::BadSignature => "bad_signature",
-            Rejection::BadIssuer => "bad_issuer",
-            Rejection::StaleToken => "stale_token",
-            Rejection::TokenFromFuture => "token_from_future",
-            Rejection::MissingPayloadHash => "missing_payload_hash",
-            Rejection::PayloadHashMismatch => "payload_hash_mismatch",
-            Rejection::ReplayedToken => "replayed_token",
-            Rejection::DuplicateInFlight => "duplicate_in_flight",
-            Rejection::BodyTooLarge => "body_too_large",
-            Rejection::BodyReadError => "body_read_error",
-            Rejection::ReplayStoreUnavailable => "replay_store_unavailable",
-            Rejection::ReplayWindowExceeded => "replay_window_exceeded",
-        }
-    }
-
-    /// The default status. 5xx answers are retried by Vonage; 4xx are not. What a retry may
-    /// cure is 503: an unsigned callback, one in flight elsewhere, an unavailable store, and a
-    /// validly signed token refused only by this host's clock (which may be the one at fault).
-    pub const fn status(self) -> StatusCode {
-        match self {
-            Rejection::MissingToken
-            | Rejection::StaleToken
-            | Rejection::TokenFromFuture
-            | Rejection::DuplicateInFlight
-            | Rejection::ReplayStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            // Not retried by Vonage: a retry would be refused the same way.
-            Rejection::ReplayedToken | Rejection::ReplayWindowExceeded => StatusCode::CONFLICT,
-            Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Rejection::BodyReadError => StatusCode::BAD_REQUEST,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    /// The JSON body sent by the default response, e.g. `{"error":"bad_signature"}`.
-    pub const fn json_body(self) -> &'static str {
-        match self {
-            Rejection::MissingToken => r#"{"error":"missing_token"}"#,
-            Rejection::MalformedToken => r#"{"error":"malformed_token"}"#,
-            Rejection::UnsupportedAlgorithm => r#"{"error":"unsupported_algorithm"}"#,
-            Rejection::UnknownApiKey => r#"{"error":"unknown_api_key"}"#,
-            Rejection::BadSignature => r#"{"error":"bad_signature"}"#,
-            Rejection::BadIssuer => r#"{"error":"bad_issuer"}"#,
-            Rejection::StaleToken => r#"{"error":"stale_token"}"#,
-            Rejection::TokenFromFuture => r#"{"error":"token_from_future"}"#,
-            Rejection::MissingPayloadHash => r#"{"error":"missing_payload_hash"}"#,
-            Rejection::PayloadHashMismatch => r#"{"error":"payload_hash_mismatch"}"#,
-            Rejection::ReplayedToken => r#"{"error":"replayed_token"}"#,
-            Rejection::DuplicateInFlight => r#"{"error":"duplicate_in_flight"}"#,
-            Rejection::BodyTooLarge => r#"{"error":"body_too_large"}"#,
-            Rejection::BodyReadError => r#"{"error":"body_read_error"}"#,
-            Rejection::ReplayStoreUnavailable => r#"{"error":"replay_store_unavailable"}"#,
-            Rejection::ReplayWindowExceeded => r#"{"error":"replay_window_exceeded"}"#,
-        }
-    }
-
     /// Parses a [`code`](Self::code) back into the rejection.
     pub fn from_code(code: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|r| r.code() == code)
@@ -260,6 +219,33 @@ mod tests {
             assert_eq!(r.to_string(), r.code());
         }
         assert_eq!(Rejection::from_code("nope"), None);
+    }
+
+    /// The table's order is the layer's: the header checks in `Check` order, the replay
+    /// look-up, the body (read, then hashed), the reservation.
+    #[test]
+    fn all_is_in_the_order_of_the_checks() {
+        use Rejection::*;
+        let layer_order = [
+            BodyTooLarge,
+            MissingToken,
+            MalformedToken,
+            UnsupportedAlgorithm,
+            UnknownApiKey,
+            BadSignature,
+            BadIssuer,
+            TokenFromFuture,
+            StaleToken,
+            MissingPayloadHash,
+            ReplayedToken,
+            BodyReadError,
+            PayloadHashMismatch,
+            DuplicateInFlight,
+        ];
+        let position = |r: &Rejection| Rejection::ALL.iter().position(|a| a == r).unwrap();
+        let positions: Vec<usize> = layer_order.iter().map(position).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        assert_eq!(Rejection::ALL.len(), 16);
     }
 
     #[test]

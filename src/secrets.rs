@@ -11,7 +11,9 @@ use jsonwebtoken::DecodingKey;
 /// output size of SHA-256 (RFC 7518 §3.2 asks HS256 keys to be at least that long).
 pub const MIN_SECRET_LEN: usize = 32;
 
-/// One signature secret: its UTF-8 bytes, zeroized when dropped and never printed.
+/// One signature secret: its UTF-8 bytes, zeroized when dropped and never printed. (Each
+/// thread that verified with it also keeps its keyed HMAC state, not its text, until eight
+/// other secrets displace it or the thread ends; see `SECURITY.md`.)
 ///
 /// Vonage keys HMAC-SHA256 with the secret's text as it is shown in the dashboard; it is never
 /// hex- or base64-decoded first.
@@ -49,7 +51,7 @@ impl Secret {
                 label: None,
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             })
-            .map_err(|_| SecretError::TooShort { len: 0 })
+            .map_err(|_| SecretError::Empty)
     }
 
     /// Names this secret (`"2026-11"`, `"previous"`), never its content: the label of the secret
@@ -68,7 +70,7 @@ impl Secret {
         self.label.as_deref()
     }
 
-    pub(crate) fn label_arc(&self) -> Option<Arc<str>> {
+    pub(crate) fn clone_label(&self) -> Option<Arc<str>> {
         self.label.clone()
     }
 
@@ -99,6 +101,9 @@ pub enum SecretError {
         /// Length in bytes of the refused secret.
         len: usize,
     },
+    /// Empty: no HMAC key can be made of it, even with
+    /// [`dangerous::short_secret`](crate::dangerous::short_secret).
+    Empty,
 }
 
 impl fmt::Display for SecretError {
@@ -108,6 +113,10 @@ impl fmt::Display for SecretError {
                 f,
                 "signature secret is {len} bytes; at least {MIN_SECRET_LEN} are required \
                  (use dangerous::short_secret to accept a shorter one)"
+            ),
+            SecretError::Empty => f.write_str(
+                "signature secret is empty: copy the project's signature secret from the \
+                 Vonage dashboard",
             ),
         }
     }
@@ -190,6 +199,11 @@ mod tests {
     fn refuses_short_secrets_without_echoing_them() {
         let err = Secret::new("0123456789abcdef0123456789abcde").unwrap_err();
         assert_eq!(err, SecretError::TooShort { len: 31 });
+        // An empty one is refused even by the dangerous door, and says so without sending the
+        // user back to it.
+        let empty = crate::dangerous::short_secret("").unwrap_err();
+        assert_eq!(empty, SecretError::Empty);
+        assert!(!empty.to_string().contains("short_secret"), "{empty}");
         assert!(!err.to_string().contains("0123456789"));
         assert!(Secret::new("0123456789abcdef0123456789abcdef").is_ok());
     }

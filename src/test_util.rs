@@ -16,10 +16,7 @@
 //! assert_eq!(claims.api_key(), "a1b2c3d");
 //! ```
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -125,16 +122,9 @@ impl fmt::Debug for CallbackSigner {
     }
 }
 
-/// A random version-4 UUID, from std's randomly keyed hasher (no RNG dependency needed for a
-/// test identifier).
+/// A random version-4 UUID (unique in the process, unpredictable across processes).
 pub fn fresh_jti() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut words = [0u64; 2];
-    for word in &mut words {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        *word = h.finish();
-    }
+    let words = [crate::random::unique_u64(), crate::random::unique_u64()];
     let n = (u128::from(words[0]) << 64 | u128::from(words[1])) & !(0xf << 76) & !(0x3 << 62)
         | (0x4 << 76)
         | (0x2 << 62);

@@ -321,10 +321,10 @@ impl CallbackVerifier {
         obs.checked(Check::Signature, check, |d| {
             known(d, &claims);
             d.secrets_tried = Some(secrets.len());
-            d.secret = index.map(|i| SecretUsed::new(i, secrets[i].label_arc()));
+            d.secret = index.map(|i| SecretUsed::new(i, secrets[i].clone_label()));
         })?;
         if let Some(index) = index {
-            claims.set_secret(SecretUsed::new(index, secrets[index].label_arc()));
+            claims.set_secret(SecretUsed::new(index, secrets[index].clone_label()));
         }
 
         let check = if claims.iss() == &*config.issuer {

@@ -4,7 +4,6 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -196,14 +195,9 @@ fn fingerprint(api_key: &str, jti: &str) -> [u64; 2] {
         })
 }
 
-/// A random nonzero 64-bit token: a counter through std's randomly keyed hasher (keyed once per
-/// process), so no RNG dependency is needed for an identifier that only has to be unique.
+/// A random nonzero 64-bit token (0 means "no owner" in the stores).
 fn fresh_owner() -> u64 {
-    static KEYS: OnceLock<RandomState> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.finish().max(1)
+    crate::random::unique_u64().max(1)
 }
 
 #[cfg(test)]

@@ -49,7 +49,8 @@ const WARN_INTERVAL: u64 = 300;
 /// the capacity to your rate (see the README), or share a [Redis store](super::RedisReplayStore)
 /// across instances.
 ///
-/// In-flight reservations expire after the [in-flight TTL](Self::in_flight_ttl), so a hung
+/// In-flight reservations expire after the
+/// [in-flight TTL](MemoryStoreBuilder::in_flight_ttl), so a hung
 /// handler cannot hold a `jti` forever; and only callbacks that passed the signature checks
 /// reach the store, so forged traffic cannot fill it.
 ///
@@ -73,7 +74,8 @@ struct Inner {
     floor: AtomicU64,
     /// The longest retention seen (`until - iat`): how long after `iat` an entry may be dropped.
     span: AtomicU64,
-    in_flight_ttl: AtomicU64,
+    /// Seconds; set where the store is built, the same for every layer that shares it.
+    in_flight_ttl: u64,
     /// The "now" the latest attempt brought, for [`MemoryReplayStore::effective_window`].
     last_now: AtomicU64,
     /// When the last window warning was logged (0: never).
@@ -186,6 +188,36 @@ impl Entry {
     }
 }
 
+/// Settings of a [`MemoryReplayStore`], from [`MemoryReplayStore::builder`];
+/// [`build`](Self::build) ends it. The settings belong to the store: every layer given it (or a
+/// clone) shares them.
+#[derive(Debug, Clone)]
+pub struct MemoryStoreBuilder {
+    capacity: usize,
+    in_flight_ttl: Duration,
+}
+
+impl MemoryStoreBuilder {
+    /// At most this many `jti`s, in flight or delivered (default [`DEFAULT_CAPACITY`]; 0
+    /// refuses every callback with 503).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Lifetime of an in-flight reservation, in whole seconds (default
+    /// [`DEFAULT_IN_FLIGHT_TTL`]); make it longer than your slowest handler.
+    pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
+        self.in_flight_ttl = ttl;
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> MemoryReplayStore {
+        MemoryReplayStore::from_builder(self)
+    }
+}
+
 impl Default for MemoryReplayStore {
     fn default() -> Self {
         Self::with_capacity(DEFAULT_CAPACITY)
@@ -198,8 +230,36 @@ impl MemoryReplayStore {
         Self::default()
     }
 
-    /// A new store remembering at most `capacity` `jti`s (0 refuses every callback with 503).
+    /// A new store remembering at most `capacity` `jti`s (0 refuses every callback with 503);
+    /// short for `builder().capacity(capacity).build()`.
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::builder().capacity(capacity).build()
+    }
+
+    /// Starts configuring a store of its own.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vonage_secure_callbacks::MemoryReplayStore;
+    /// let store = MemoryReplayStore::builder()
+    ///     .capacity(100_000)
+    ///     .in_flight_ttl(Duration::from_secs(120))
+    ///     .build();
+    /// assert_eq!(store.capacity(), 100_000);
+    /// ```
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            capacity: DEFAULT_CAPACITY,
+            in_flight_ttl: DEFAULT_IN_FLIGHT_TTL,
+        }
+    }
+
+    fn from_builder(
+        MemoryStoreBuilder {
+            capacity,
+            in_flight_ttl,
+        }: MemoryStoreBuilder,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -207,7 +267,7 @@ impl MemoryReplayStore {
                 len: AtomicUsize::new(0),
                 floor: AtomicU64::new(0),
                 span: AtomicU64::new(0),
-                in_flight_ttl: AtomicU64::new(DEFAULT_IN_FLIGHT_TTL.as_secs()),
+                in_flight_ttl: in_flight_ttl.as_secs().max(1),
                 last_now: AtomicU64::new(0),
                 last_warning: AtomicU64::new(0),
                 evicting: Mutex::new(()),
@@ -215,21 +275,13 @@ impl MemoryReplayStore {
         }
     }
 
-    /// The process-wide store of [`DEFAULT_CAPACITY`]: what every layer uses by default, so that
-    /// two layers (one per route, say) never each accept the same callback.
+    /// The process-wide store, with the defaults: what every layer uses unless given another,
+    /// so that two layers (one per route, say) never each accept the same callback. It cannot
+    /// be reconfigured (that would change every layer's behind its back): for other settings,
+    /// build a store and give it to each layer that should share it.
     pub fn shared() -> Self {
         static SHARED: OnceLock<MemoryReplayStore> = OnceLock::new();
         SHARED.get_or_init(Self::new).clone()
-    }
-
-    /// Lifetime of an in-flight reservation, in whole seconds (default
-    /// [`DEFAULT_IN_FLIGHT_TTL`]); make it longer than your slowest handler. Applies to this
-    /// store and every clone of it.
-    pub fn in_flight_ttl(self, ttl: Duration) -> Self {
-        self.inner
-            .in_flight_ttl
-            .store(ttl.as_secs().max(1), Ordering::Relaxed);
-        self
     }
 
     /// How many `jti`s are held (in flight or delivered, expired ones not yet dropped included).
@@ -331,7 +383,7 @@ impl MemoryReplayStore {
         self.observe(&attempt);
         let now = attempt.now();
         let fp = Self::fingerprint(attempt.key());
-        let deadline = now.saturating_add(self.inner.in_flight_ttl.load(Ordering::Relaxed));
+        let deadline = now.saturating_add(self.inner.in_flight_ttl);
         for round in 0..2 {
             if self.below_floor(attempt.iat()) {
                 return Ok(Reservation::OutsideWindow);
@@ -536,7 +588,7 @@ impl fmt::Debug for MemoryReplayStore {
             .field("floor", &self.floor())
             .field(
                 "in_flight_ttl",
-                &Duration::from_secs(self.inner.in_flight_ttl.load(Ordering::Relaxed)),
+                &Duration::from_secs(self.inner.in_flight_ttl),
             )
             .finish()
     }
@@ -627,7 +679,9 @@ mod tests {
 
     #[test]
     fn a_hung_reservation_expires_and_its_late_release_frees_nothing() {
-        let s = MemoryReplayStore::new().in_flight_ttl(Duration::from_secs(10));
+        let s = MemoryReplayStore::builder()
+            .in_flight_ttl(Duration::from_secs(10))
+            .build();
         let first = lease(reserve(&s, "j", T0, T0));
         assert_eq!(reserve(&s, "j", T0, T0 + 9), Reservation::InFlight);
         let second = lease(reserve(&s, "j", T0, T0 + 10));
@@ -641,7 +695,10 @@ mod tests {
 
     #[test]
     fn a_late_delivery_is_remembered_even_after_its_reservation_was_dropped() {
-        let s = MemoryReplayStore::with_capacity(2).in_flight_ttl(Duration::from_secs(10));
+        let s = MemoryReplayStore::builder()
+            .capacity(2)
+            .in_flight_ttl(Duration::from_secs(10))
+            .build();
         let hung = lease(reserve(&s, "hung", T0, T0));
         deliver(&s, "a", T0, T0);
         // Full: the expired reservation is dropped to make room.

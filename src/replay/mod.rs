@@ -20,7 +20,9 @@ use std::fmt;
 use std::future::Future;
 
 pub use lease::{Attempt, Lease, ReplayKey, Retention};
-pub use memory::{MemoryReplayStore, DEFAULT_CAPACITY, DEFAULT_IN_FLIGHT_TTL, MIN_WINDOW};
+pub use memory::{
+    MemoryReplayStore, MemoryStoreBuilder, DEFAULT_CAPACITY, DEFAULT_IN_FLIGHT_TTL, MIN_WINDOW,
+};
 #[cfg(feature = "redis")]
 pub use redis::{RedisReplayStore, RedisStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
 #[cfg(feature = "sqlite")]

@@ -144,11 +144,27 @@ pub struct RedisStoreBuilder {
     nodes: Vec<String>,
     cluster: bool,
     timeout: Duration,
+    prefix: String,
+    in_flight_ttl: Duration,
     #[cfg(feature = "redis-tls")]
     root_certificate: Option<Vec<u8>>,
 }
 
 impl RedisStoreBuilder {
+    /// Namespace of the keys (default [`DEFAULT_PREFIX`]): layers that share it share one
+    /// replay window.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Lifetime of an in-flight reservation (default [`DEFAULT_IN_FLIGHT_TTL`]); make it longer
+    /// than your slowest handler.
+    pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
+        self.in_flight_ttl = ttl;
+        self
+    }
+
     /// Bound on connecting and on every round trip (default [`DEFAULT_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -164,7 +180,7 @@ impl RedisStoreBuilder {
     }
 
     /// Connects, checks the server (its version; whether it may evict these keys) and returns
-    /// the store with the default prefix and in-flight TTL.
+    /// the store.
     pub async fn connect(self) -> Result<RedisReplayStore, ReplayStoreError> {
         let timeout = self.timeout;
         let connect = async {
@@ -183,9 +199,9 @@ impl RedisStoreBuilder {
         Ok(RedisReplayStore {
             connection,
             settings: Arc::new(Settings {
-                prefix: DEFAULT_PREFIX.to_owned(),
+                prefix: self.prefix,
                 timeout,
-                in_flight_ttl: DEFAULT_IN_FLIGHT_TTL,
+                in_flight_ttl: self.in_flight_ttl,
                 may_evict,
                 reserve: Script::new(RESERVE),
                 release: Script::new(RELEASE),
@@ -326,11 +342,28 @@ impl RedisReplayStore {
     }
 
     /// Starts configuring a connection to the Redis at `url`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), vonage_secure_callbacks::replay::ReplayStoreError> {
+    /// use std::time::Duration;
+    /// use vonage_secure_callbacks::replay::RedisReplayStore;
+    /// let store = RedisReplayStore::builder("redis://127.0.0.1:6379/")
+    ///     .prefix("callbacks")
+    ///     .in_flight_ttl(Duration::from_secs(120))
+    ///     .timeout(Duration::from_millis(500))
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder(url: &str) -> RedisStoreBuilder {
         RedisStoreBuilder {
             nodes: vec![url.to_owned()],
             cluster: false,
             timeout: DEFAULT_TIMEOUT,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            in_flight_ttl: DEFAULT_IN_FLIGHT_TTL,
             #[cfg(feature = "redis-tls")]
             root_certificate: None,
         }
@@ -347,22 +380,11 @@ impl RedisReplayStore {
             nodes: nodes.into_iter().map(Into::into).collect(),
             cluster: true,
             timeout: DEFAULT_TIMEOUT,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            in_flight_ttl: DEFAULT_IN_FLIGHT_TTL,
             #[cfg(feature = "redis-tls")]
             root_certificate: None,
         }
-    }
-
-    /// Namespace of the keys (default [`DEFAULT_PREFIX`]). On a clone, only that clone changes.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.settings).prefix = prefix.into();
-        self
-    }
-
-    /// Lifetime of an in-flight reservation (default [`DEFAULT_IN_FLIGHT_TTL`]); make it longer
-    /// than your slowest handler. On a clone, only that clone changes.
-    pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
-        Arc::make_mut(&mut self.settings).in_flight_ttl = ttl;
-        self
     }
 
     /// True when the server, as checked at connect, has a memory limit and an eviction policy
@@ -371,9 +393,26 @@ impl RedisReplayStore {
         self.settings.may_evict
     }
 
-    /// The Redis key of `key`.
+    /// The Redis key of `key`: `prefix:api_key:jti`, with `%` and `:` inside the API key or the
+    /// `jti` written `%25` and `%3A`, so that no two callbacks share a key (`a:b` + `c` and
+    /// `a` + `b:c` would). Vonage's API keys and `jti`s (UUIDs) hold neither character, so their
+    /// keys are those of 0.2 unchanged: upgrading forgets no delivered callback.
     pub fn redis_key(&self, key: &super::ReplayKey) -> String {
-        format!("{}:{}:{}", self.settings.prefix, key.api_key(), key.jti())
+        let prefix = &self.settings.prefix;
+        let (api_key, jti) = (key.api_key(), key.jti());
+        let mut out = String::with_capacity(prefix.len() + api_key.len() + jti.len() + 2);
+        out.push_str(prefix);
+        for part in [api_key, jti] {
+            out.push(':');
+            for c in part.chars() {
+                match c {
+                    '%' => out.push_str("%25"),
+                    ':' => out.push_str("%3A"),
+                    c => out.push(c),
+                }
+            }
+        }
+        out
     }
 
     /// Runs `command` within the timeout.

@@ -79,11 +79,11 @@ async fn two_instances_survive_redis_restarts_without_losing_or_replaying_a_call
     for _ in 0..2 {
         let store = RedisReplayStore::builder(&url)
             .timeout(Duration::from_millis(300))
+            .prefix(&prefix)
+            .in_flight_ttl(Duration::from_secs(3))
             .connect()
             .await
-            .unwrap()
-            .prefix(&prefix)
-            .in_flight_ttl(Duration::from_secs(3));
+            .unwrap();
         let ledger = ledger.clone();
         let app = Router::new()
             .route(

@@ -100,11 +100,14 @@ fn seeds_hold_the_invariants() {
 fn saved_regressions_hold_the_invariants() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
     for target in ["authorization", "claims", "service"] {
-        let Ok(entries) = std::fs::read_dir(root.join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
+        // Missing or empty would make this test pass on nothing.
+        let dir = root.join(target);
+        let entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        assert!(!entries.is_empty(), "no saved inputs in {}", dir.display());
+        for path in entries {
             run(target, &std::fs::read(&path).unwrap());
         }
     }

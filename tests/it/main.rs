@@ -1,9 +1,10 @@
 //! The integration tests, as one binary (one link of tokio, hyper, axum and the crypto backend
 //! instead of one per file): whole servers on loopback, real Redis servers, the examples as a
-//! newcomer runs them. Three stay binaries of their own, because they observe the whole process:
+//! newcomer runs them. Four stay binaries of their own, because they observe the whole process:
 //! `allocations.rs` installs a counting global allocator, `resources.rs` measures peak memory,
-//! and `hygiene.rs` captures tracing output (tracing caches callsite interest process-wide, so
-//! capturing beside other tests' events can miss some).
+//! `hygiene.rs` captures tracing output (tracing caches callsite interest process-wide, so
+//! capturing beside other tests' events can miss some), and `metrics.rs` installs the process's
+//! metrics recorder.
 
 mod common;
 

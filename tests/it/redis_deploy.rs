@@ -49,14 +49,28 @@ async fn the_eviction_policy_is_checked_at_connect() {
 }
 
 #[tokio::test]
-async fn a_cloned_store_can_still_be_configured() {
+async fn keys_are_set_where_the_store_is_built_and_never_ambiguous() {
+    use vonage_secure_callbacks::replay::ReplayKey;
     let server = RedisServer::start();
-    let store = RedisReplayStore::connect(&server.url()).await.unwrap();
-    let kept = store.clone();
-    let changed = store.prefix("other").in_flight_ttl(Duration::from_secs(5));
-    let key = vonage_secure_callbacks::replay::ReplayKey::new("k", "j");
-    assert_eq!(changed.redis_key(&key), "other:k:j");
-    assert_eq!(kept.redis_key(&key), "vonage-secure-callbacks:k:j");
+    let default = RedisReplayStore::connect(&server.url()).await.unwrap();
+    let other = RedisReplayStore::builder(&server.url())
+        .prefix("other")
+        .connect()
+        .await
+        .unwrap();
+    // Vonage's keys and jtis: the same key as 0.2 wrote, so an upgrade forgets nothing.
+    let key = ReplayKey::new("a1b2c3d4", "c5ba8f24-1a14-4c1e-93e6-a98f1b0a0a1b");
+    assert_eq!(
+        default.redis_key(&key),
+        "vonage-secure-callbacks:a1b2c3d4:c5ba8f24-1a14-4c1e-93e6-a98f1b0a0a1b"
+    );
+    assert!(other.redis_key(&key).starts_with("other:a1b2c3d4:"));
+    // Parts that hold the separator no longer meet at one key.
+    let (left, right) = (ReplayKey::new("a:b", "c"), ReplayKey::new("a", "b:c"));
+    assert_ne!(default.redis_key(&left), default.redis_key(&right));
+    assert_eq!(default.redis_key(&left), "vonage-secure-callbacks:a%3Ab:c");
+    let escaped = ReplayKey::new("a%3Ab", "c");
+    assert_ne!(default.redis_key(&escaped), default.redis_key(&left));
 }
 
 #[cfg(feature = "redis-cluster")]
@@ -69,10 +83,10 @@ async fn two_instances_share_replay_protection_through_a_redis_cluster() {
     let connect = || async {
         RedisReplayStore::cluster_builder(urls.clone())
             .timeout(Duration::from_secs(1))
+            .prefix(&prefix)
             .connect()
             .await
             .unwrap()
-            .prefix(&prefix)
     };
     let a = serve_axum(echo_app(layer().replay_store(connect().await))).await;
     let b = serve_axum(echo_app(layer().replay_store(connect().await))).await;
@@ -115,10 +129,10 @@ async fn replay_protection_over_tls_with_a_private_ca() {
         RedisReplayStore::builder(&url)
             .root_certificate(certificates.ca_pem())
             .timeout(Duration::from_secs(2))
+            .prefix(&prefix)
             .connect()
             .await
             .unwrap()
-            .prefix(&prefix)
     };
     let a = serve_axum(echo_app(layer().replay_store(connect().await))).await;
     let b = serve_axum(echo_app(layer().replay_store(connect().await))).await;

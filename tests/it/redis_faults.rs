@@ -21,14 +21,14 @@ const BODY: &[u8] = br#"{"sessionId":"1_MX4","event":"connectionCreated"}"#;
 async fn store(url: &str, timeout: Duration, in_flight_ttl: Duration) -> RedisReplayStore {
     RedisReplayStore::builder(url)
         .timeout(timeout)
-        .connect()
-        .await
-        .unwrap()
         .prefix(format!(
             "faults-{}",
             vonage_secure_callbacks::test_util::fresh_jti()
         ))
         .in_flight_ttl(in_flight_ttl)
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// Polls `GET key` (bounded) until it answers `want`.

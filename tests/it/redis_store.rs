@@ -42,10 +42,10 @@ fn unique_prefix(test: &str) -> String {
 async fn store(url: &str, prefix: &str) -> RedisReplayStore {
     RedisReplayStore::builder(url)
         .timeout(Duration::from_millis(500))
+        .prefix(prefix)
         .connect()
         .await
         .unwrap()
-        .prefix(prefix)
 }
 
 /// A plain connection, to look at the keys the store wrote.
@@ -227,10 +227,10 @@ async fn redis_down_gives_503_within_the_timeout_and_recovers() {
     let timeout = Duration::from_millis(500);
     let store = RedisReplayStore::builder(&server.url())
         .timeout(timeout)
+        .prefix(unique_prefix("down"))
         .connect()
         .await
-        .unwrap()
-        .prefix(unique_prefix("down"));
+        .unwrap();
     let addr = serve_axum(echo_app(layer().replay_store(store))).await;
     assert_eq!(
         post(addr, Some(&bearer(BODY)), BODY).await.status,

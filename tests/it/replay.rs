@@ -459,7 +459,9 @@ async fn a_hung_handler_loses_its_reservation_after_the_in_flight_ttl() {
     // The first delivery's handler never answers; after the in-flight TTL (10 s of fake time)
     // Vonage's retry is reserved and handled, and the hung one's slot is not held for ever.
     let clock = clock();
-    let store = MemoryReplayStore::new().in_flight_ttl(Duration::from_secs(10));
+    let store = MemoryReplayStore::builder()
+        .in_flight_ttl(Duration::from_secs(10))
+        .build();
     let (app, calls) = answering_by_call(|n| async move {
         if n == 0 {
             std::future::pending::<()>().await;

@@ -77,8 +77,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let memory = SecureCallbackLayer::new(secrets.clone())
         .replay_store(MemoryReplayStore::with_capacity(4 * callbacks));
     let prefix = format!("bench-{}", vonage_secure_callbacks::test_util::fresh_jti());
-    let redis = SecureCallbackLayer::new(secrets)
-        .replay_store(RedisReplayStore::connect(&url).await?.prefix(prefix));
+    let redis = SecureCallbackLayer::new(secrets).replay_store(
+        RedisReplayStore::builder(&url)
+            .prefix(prefix)
+            .connect()
+            .await?,
+    );
 
     let (mut m, mut r) = (Vec::new(), Vec::new());
     for pair in auths.chunks(2) {

@@ -103,6 +103,7 @@ pub fn serve() {
             "/layer_sqlite",
             post(no_content).route_layer(SecureCallbackLayer::new(secrets()).replay_store(sqlite)),
         );
+        #[cfg(feature = "redis")]
         let app = match std::env::var("REDIS_URL") {
             Ok(url) => {
                 let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(&url)
@@ -371,12 +372,12 @@ pub fn run(options: &Options) {
 }
 
 /// The routes served: the four compared, `read_layered`, `layer_sqlite` (the layer with the
-/// SQLite replay store in a temporary file), and with `REDIS_URL` set,
+/// SQLite replay store in a temporary file), and with feature `redis` and `REDIS_URL` set,
 /// `layer_redis` (the layer with the Redis replay store).
 fn routes() -> Vec<&'static str> {
     let mut routes = ROUTES.to_vec();
     routes.push("layer_sqlite");
-    if std::env::var_os("REDIS_URL").is_some() {
+    if cfg!(feature = "redis") && std::env::var_os("REDIS_URL").is_some() {
         routes.push("layer_redis");
     }
     routes

@@ -26,6 +26,7 @@
 //! Each rejection is a response with a JSON body `{"error":"<code>"}`; see [`Rejection`].
 //!
 //! # Features
+//! This is the one list of the crate's features (`Cargo.toml` and the README point here).
 //! - `aws_lc_rs` (default) or `rust_crypto`: the crypto backend of jsonwebtoken. The crate names
 //!   its backend explicitly, so enabling both never makes jsonwebtoken panic at run time (aws-lc
 //!   is then used); enabling neither does not compile. aws-lc is the default because
@@ -38,8 +39,6 @@
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
 //! - `axum`: [`VonageClaims`] is an axum extractor (also as `Option`); with `events`,
 //!   [`extract::VideoCallback`] extracts the claims and the typed event.
-//! - `cli`: the `vonage-callbacks` command: `verify` explains a refused callback, `sign` signs
-//!   a body, `send` sends a signed sample Video event.
 //! - `sqlite`: [`replay::SqliteReplayStore`], replay protection in one file: kept across
 //!   restarts and crashes, shared by every process of the host.
 //! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances;
@@ -57,7 +56,11 @@
 //! restart; across restarts and the processes of one host, `replay::SqliteReplayStore`
 //! (feature `sqlite`); across hosts, `replay::RedisReplayStore` (feature `redis`). Delivery is at least once: a request dropped while
 //! its handler runs releases its `jti`, and Vonage's retry runs the handler again, so handlers
-//! must be idempotent (the README shows one keyed by `jti`).
+//! must be idempotent ([`guide::handlers`] shows one keyed by `jti`).
+//!
+//! # Diagnosis
+//! [`CallbackVerifier::explain`] reports every check the layer runs, in its order, with the
+//! facts each one saw; the `vonage-callbacks` command prints that report.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -82,6 +85,7 @@ mod explain;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod future;
+pub mod guide;
 mod keyed;
 mod layer;
 #[cfg(feature = "metrics")]

@@ -16,7 +16,7 @@ use super::{
 
 /// Default number of `jti`s remembered at once: 800 000, about 34 MiB when full (measured, see
 /// BENCHMARKS.md). At a sustained 9 callbacks a second that covers the whole 24 h max age; at
-/// 100 a second, the last 2.1 h (the README has the table).
+/// 100 a second, the last 2.1 h ([`guide::replay_stores`](crate::guide::replay_stores) has the table).
 pub const DEFAULT_CAPACITY: usize = 800_000;
 
 /// Default lifetime of an in-flight reservation: a handler that has not answered by then loses
@@ -46,7 +46,7 @@ const WARN_INTERVAL: u64 = 300;
 /// remembers). Fresh callbacks are always accepted, memory stays bounded, and no replay is ever
 /// accepted; the price is that a callback older than the [effective
 /// window](Self::effective_window) is refused. A `tracing` warning says when that starts. Size
-/// the capacity to your rate (see the README), or share a [Redis store](super::RedisReplayStore)
+/// the capacity to your rate (see [`guide::replay_stores`](crate::guide::replay_stores)), or share a [Redis store](super::RedisReplayStore)
 /// across instances.
 ///
 /// In-flight reservations expire after the

@@ -7,7 +7,7 @@
 //!
 //! Delivery is at least once: a request dropped while its handler runs (the client went away,
 //! a timeout) releases its `jti`, and Vonage's retry then runs the handler again. Handlers must
-//! be idempotent, for example keyed by the `jti` (see the README).
+//! be idempotent, for example keyed by the `jti` (see [`guide::handlers`](crate::guide::handlers)).
 
 mod lease;
 mod memory;

@@ -80,7 +80,12 @@ pub async fn naive(request: Request, next: Next) -> Response {
 /// The naive middleware uses jsonwebtoken's process-wide backend: name it, as a careful user
 /// must when a build has both.
 pub fn install_jsonwebtoken_provider() {
+    #[cfg(feature = "aws_lc_rs")]
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
         &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+    #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
     );
 }

@@ -43,6 +43,15 @@ pub struct RejectionDetails {
     /// Lowercase hex SHA-256 of what the request signs (the body as received, or a GET's query
     /// payload), for `payload_hash_mismatch`.
     pub payload_sha256: Option<String>,
+    /// SMS scheme: the names of the parameters received, sorted (never their values).
+    pub sms_parameter_names: Vec<String>,
+    /// SMS scheme: whether a value holds `&` or `=` (signed as `_`: a signer that forgot that
+    /// is a common cause of `bad_signature`).
+    pub sms_value_has_separator: Option<bool>,
+    /// SMS scheme: why the parameters could not be read.
+    pub sms_params_error: Option<String>,
+    /// SMS scheme: the signature method the verifier expects (`md5hash`, `sha256`, ...).
+    pub sms_method: Option<&'static str>,
     /// Length of the body as received (or as declared by `Content-Length` before reading).
     pub body_len: Option<u64>,
     /// The request's `Content-Type`.

@@ -42,10 +42,26 @@ pub enum Check {
     /// It is the SHA-256 of what the request signs (the body, or a GET's query):
     /// `payload_hash_mismatch`.
     PayloadHash,
+    /// SMS scheme: the parameters, from the query (GET) or the body (a form or JSON), each name
+    /// once, UTF-8, scalars: `malformed_parameters`.
+    Parameters,
+    /// SMS scheme: a `sig` parameter: `missing_signature`.
+    SigParameter,
 }
 
 impl Check {
-    /// Every check, in order.
+    /// The SMS `sig` scheme's checks, in order. [`Check::Signature`] is then the `sig`, and
+    /// [`Check::Time`] the `timestamp` parameter.
+    pub const SMS: [Check; 6] = [
+        Check::BodySize,
+        Check::Parameters,
+        Check::SigParameter,
+        Check::ApiKey,
+        Check::Signature,
+        Check::Time,
+    ];
+
+    /// The JWT scheme's checks, in order.
     pub const ALL: [Check; 9] = [
         Check::BodySize,
         Check::Authorization,
@@ -70,6 +86,8 @@ impl Check {
             Check::Time => "time",
             Check::PayloadHashClaim => "payload_hash_claim",
             Check::PayloadHash => "payload_hash",
+            Check::Parameters => "parameters",
+            Check::SigParameter => "sig",
         }
     }
 }
@@ -95,25 +113,29 @@ pub enum Status {
 /// verifier's (the same run produced both). From [`CallbackVerifier::explain`].
 ///
 /// [`CallbackVerifier::explain`]: crate::CallbackVerifier::explain
+///
+/// `V` is what a verified callback yields: [`VonageClaims`] for the JWT scheme, the SMS
+/// scheme's verified parameters for `sig`.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct Report<V = VonageClaims> {
     steps: Vec<(Check, Status)>,
-    verdict: Result<VonageClaims, Rejection>,
+    verdict: Result<V, Rejection>,
     facts: RejectionDetails,
     max_age_secs: u64,
     clock_skew_secs: u64,
 }
 
-impl Report {
+impl<V> Report<V> {
     pub(crate) fn new(
         recorder: Recorder,
-        verdict: Result<VonageClaims, Rejection>,
+        verdict: Result<V, Rejection>,
+        checks: &[Check],
         max_age_secs: u64,
         clock_skew_secs: u64,
     ) -> Self {
         let Recorder { mut steps, facts } = recorder;
         let ran: Vec<Check> = steps.iter().map(|(check, _)| *check).collect();
-        let rest = Check::ALL.into_iter().filter(|check| !ran.contains(check));
+        let rest = checks.iter().copied().filter(|check| !ran.contains(check));
         steps.extend(rest.map(|check| (check, Status::NotReached)));
         Self {
             steps,
@@ -137,8 +159,8 @@ impl Report {
             .map_or(Status::NotReached, |(_, status)| *status)
     }
 
-    /// The verifier's verdict: the verified claims, or the first failed check's rejection.
-    pub fn verdict(&self) -> Result<&VonageClaims, Rejection> {
+    /// The verifier's verdict: what was verified, or the first failed check's rejection.
+    pub fn verdict(&self) -> Result<&V, Rejection> {
         self.verdict.as_ref().map_err(|rejection| *rejection)
     }
 

@@ -17,16 +17,13 @@ use tower_service::Service;
 
 use crate::body::{ResponseBody, VerifiedBody};
 use crate::buffer::{declared_len, Buffered};
-use crate::claims::VonageClaims;
 use crate::diagnosis::RejectionDetails;
 use crate::explain::FirstFailure;
 use crate::rejection::Rejection;
-use crate::replay::{
-    Attempt, Held, Lookup, Outcome, ReplayKey, ReplayStore, ReplayStoreError, Reservation,
-};
+use crate::replay::{Held, Lookup, Outcome, ReplayStore, ReplayStoreError, Reservation};
+use crate::scheme::{Known, Scheme};
 use crate::shared::Shared;
 use crate::stopwatch::Stopwatch;
-use crate::verify::CallbackVerifier;
 use crate::BoxError;
 
 pin_project! {
@@ -98,17 +95,18 @@ struct Refusal {
     stopwatch: Stopwatch,
 }
 
-/// A request whose token passed every header check, with the readied inner service.
+/// A request that passed the checks made so far, with the readied inner service.
 struct Checked<S> {
     parts: Parts,
-    claims: VonageClaims,
-    attempt: Attempt,
+    known: Known,
+    /// "Now" for this callback, read once.
+    now: u64,
     inner: S,
     stopwatch: Stopwatch,
 }
 
 impl<S> Checked<S> {
-    /// Refused after the token was verified, by the body or the replay store: what the store
+    /// Refused after the head was checked, by the body or the replay store: what the store
     /// said of an earlier delivery, and the body's length where it was read.
     fn refused_by_store(
         self,
@@ -116,7 +114,7 @@ impl<S> Checked<S> {
         body_len: Option<usize>,
         delivered_at: Option<u64>,
     ) -> Refusal {
-        let mut details = RejectionDetails::from_claims(&self.claims, self.attempt.now(), body_len);
+        let mut details = self.known.facts(self.now, body_len);
         details.delivered_at = delivered_at;
         self.refused_with(rejection, Box::new(details))
     }
@@ -139,14 +137,13 @@ where
 {
     pub(crate) fn new(request: Request<B>, inner: S, shared: Arc<Shared<R>>) -> Self {
         let (parts, body) = request.into_parts();
-        let verifier = &shared.verifier;
-        let now = verifier.now();
+        let scheme = &shared.scheme;
+        let now = scheme.now();
         // The declared size, or what the body itself promises: refused unread when too large.
         let declared = declared_len(&parts.headers).max(Some(body.size_hint().lower()));
         let mut stopwatch = Stopwatch::default();
         let mut failure = FirstFailure::default();
-        let checked =
-            stopwatch.time(|| verifier.check_headers(&parts.headers, declared, now, &mut failure));
+        let checked = stopwatch.time(|| scheme.check_head(&parts, declared, now, &mut failure));
         let state = match checked {
             Err(rejection) => {
                 let mut details = failure.take();
@@ -157,23 +154,26 @@ where
                     stopwatch,
                 }
             }
-            Ok(claims) => {
-                let attempt = Attempt::new(
-                    ReplayKey::new(claims.api_key(), claims.jti()),
-                    claims.iat(),
+            Ok(known) => {
+                let lookup = known.early_attempt().map(|a| shared.store.lookup(a));
+                let request = Checked {
+                    parts,
+                    known,
                     now,
-                    verifier.retention(&claims, now),
-                );
-                State::LookingUp {
-                    lookup: shared.store.lookup(&attempt),
-                    request: Checked {
-                        parts,
-                        claims,
-                        attempt,
-                        inner,
-                        stopwatch,
+                    inner,
+                    stopwatch,
+                };
+                match lookup {
+                    Some(lookup) => State::LookingUp {
+                        lookup,
+                        request,
+                        body,
                     },
-                    body,
+                    // The replay key is in the body: read it first, reserve after.
+                    None => State::Buffering {
+                        body: Buffered::new(body, scheme.limit()),
+                        request,
+                    },
                 }
             }
         };
@@ -251,7 +251,7 @@ where
     B::Error: Into<BoxError>,
     R: ReplayStore,
 {
-    let verifier = &shared.verifier;
+    let scheme = &shared.scheme;
     match (taken, event) {
         (
             StateTake::Refused {
@@ -269,7 +269,7 @@ where
         (StateTake::LookingUp { request, body, .. }, Event::LookedUp(looked)) => {
             let (rejection, delivered_at) = match looked {
                 Ok(Lookup::Unknown) => {
-                    let body = Buffered::new(body, verifier.limit());
+                    let body = Buffered::new(body, scheme.limit());
                     return Next::State(State::Buffering { body, request });
                 }
                 Ok(Lookup::Delivered { at }) => (Rejection::ReplayedToken, at),
@@ -279,7 +279,7 @@ where
             Next::Refuse(request.refused_by_store(rejection, None, delivered_at))
         }
 
-        (StateTake::Buffering { mut request, .. }, Event::Buffered(read)) => {
+        (StateTake::Buffering { request, .. }, Event::Buffered(read)) => {
             let body = match read {
                 Ok(body) => body,
                 Err(err) => {
@@ -292,25 +292,33 @@ where
                 }
             };
             let mut failure = FirstFailure::default();
-            let now = request.attempt.now();
             let Checked {
                 parts,
-                claims,
-                stopwatch,
-                ..
-            } = &mut request;
+                known,
+                now,
+                inner,
+                mut stopwatch,
+            } = request;
             let checked =
-                stopwatch.time(|| verifier.check_request(claims, parts, &body, now, &mut failure));
+                stopwatch.time(|| scheme.check_body(known, &parts, &body, now, &mut failure));
+            // What the body decided goes back with the request, whichever way it went.
+            let rebuild = |known| Checked {
+                parts,
+                known,
+                now,
+                inner,
+                stopwatch,
+            };
             match checked {
-                Err(rejection) => Next::Refuse(request.refused_with(rejection, failure.take())),
-                Ok(()) => {
-                    let reserve = shared.store.reserve(request.attempt.clone());
-                    Next::State(State::Reserving {
-                        reserve,
-                        request,
-                        body,
-                    })
+                Err(rejection) => {
+                    let request = rebuild(Known::Refused);
+                    Next::Refuse(request.refused_with(rejection, failure.take()))
                 }
+                Ok((known, attempt)) => Next::State(State::Reserving {
+                    reserve: shared.store.reserve(attempt),
+                    request: rebuild(known),
+                    body,
+                }),
             }
         }
 
@@ -318,7 +326,7 @@ where
             let (rejection, delivered_at) = match reserved {
                 Ok(Reservation::Reserved(lease)) => {
                     let held = Held::new(shared.store.clone(), lease);
-                    let call = call_inner(request, body, verifier);
+                    let call = call_inner(request, body, scheme);
                     return Next::State(State::Calling { call, held });
                 }
                 Ok(Reservation::InFlight) => (Rejection::DuplicateInFlight, None),
@@ -355,25 +363,25 @@ where
     }
 }
 
-/// Hands the verified request to the inner service, with the claims in its extensions.
-fn call_inner<S>(request: Checked<S>, body: Bytes, verifier: &CallbackVerifier) -> S::Future
+/// Hands the verified request to the inner service, with what was verified in its extensions.
+fn call_inner<S>(request: Checked<S>, body: Bytes, scheme: &Scheme) -> S::Future
 where
     S: Service<Request<VerifiedBody>>,
 {
     let Checked {
-        parts,
-        claims,
+        mut parts,
+        known,
         mut inner,
         stopwatch,
         ..
     } = request;
-    stopwatch.accepted(verifier.secrets(), &claims, body.len());
-    #[cfg(feature = "tracing")]
-    tracing::debug!(target: "vonage_secure_callbacks", api_key = claims.api_key(),
-        jti = claims.jti(), secret = %claims.secret(), "callback accepted");
-    let mut request = Request::from_parts(parts, VerifiedBody::new(body));
-    request.extensions_mut().insert(claims);
-    inner.call(request)
+    known.accept(
+        &mut parts.extensions,
+        stopwatch,
+        scheme.secrets(),
+        body.len(),
+    );
+    inner.call(Request::from_parts(parts, VerifiedBody::new(body)))
 }
 
 fn store_failed(_err: &ReplayStoreError) -> Rejection {
@@ -391,7 +399,7 @@ fn refuse<B, R>(refusal: Refusal, shared: &Shared<R>) -> Response<ResponseBody<B
     } = refusal;
     let body_len = details.body_len.and_then(|len| usize::try_from(len).ok());
     stopwatch.refused(
-        shared.verifier.secrets(),
+        shared.scheme.secrets(),
         rejection,
         details.api_key.as_deref(),
         body_len,

@@ -7,6 +7,7 @@ use tower_layer::Layer;
 
 use crate::rejection::{DefaultRejection, OnRejection};
 use crate::replay::{MemoryReplayStore, ReplayStore};
+use crate::scheme::Scheme;
 use crate::service::SecureCallbackService;
 use crate::shared::Shared;
 use crate::verify::CallbackVerifier;
@@ -53,9 +54,39 @@ impl SecureCallbackLayer {
     /// 1 MiB, max age 24 h, skew 5 min, issuer `Vonage`, payload hash checked), with the
     /// process-wide in-memory replay store and JSON rejections.
     pub fn new(verifier: impl Into<CallbackVerifier>) -> Self {
+        Self::with_scheme(Scheme::Jwt(verifier.into()))
+    }
+
+    /// A layer for the SMS API's signed requests (feature `sms`): the parameters' `sig`, by the
+    /// verifier's method, then replay protection keyed by the `nonce`; the inner service finds
+    /// [`VerifiedSms`](crate::sms::VerifiedSms) in the request's extensions. Same replay store
+    /// (by default the process-wide one) and rejections as the JWT scheme.
+    ///
+    /// ```
+    /// use axum::{routing::any, Extension, Router};
+    /// use vonage_secure_callbacks::sms::{SignatureMethod, SmsVerifier, VerifiedSms};
+    /// use vonage_secure_callbacks::{Secret, SecureCallbackLayer, Secrets};
+    ///
+    /// async fn on_sms(Extension(sms): Extension<VerifiedSms>) -> &'static str {
+    ///     println!("from {:?}", sms.params().get("msisdn"));
+    ///     "ok"
+    /// }
+    ///
+    /// let secret = Secret::new("a-signature-secret-of-32-bytes-or-more").unwrap();
+    /// let verifier = SmsVerifier::new(Secrets::new().project("a1b2c3d4", secret), SignatureMethod::HmacSha256);
+    /// let app: Router = Router::new()
+    ///     .route("/vonage/sms", any(on_sms))
+    ///     .layer(SecureCallbackLayer::sms(verifier));
+    /// ```
+    #[cfg(feature = "sms")]
+    pub fn sms(verifier: crate::sms::SmsVerifier) -> Self {
+        Self::with_scheme(Scheme::Sms(verifier))
+    }
+
+    fn with_scheme(scheme: Scheme) -> Self {
         Self {
             shared: Arc::new(Shared {
-                verifier: verifier.into(),
+                scheme,
                 store: MemoryReplayStore::shared(),
                 on_rejection: Arc::new(DefaultRejection::default()),
             }),
@@ -70,7 +101,7 @@ impl<R: Clone> SecureCallbackLayer<R> {
         let shared = Arc::unwrap_or_clone(self.shared);
         SecureCallbackLayer {
             shared: Arc::new(Shared {
-                verifier: shared.verifier,
+                scheme: shared.scheme,
                 store,
                 on_rejection: shared.on_rejection,
             }),
@@ -84,9 +115,9 @@ impl<R: Clone> SecureCallbackLayer<R> {
         self
     }
 
-    /// The verifier this layer applies.
-    pub fn verifier(&self) -> &CallbackVerifier {
-        &self.shared.verifier
+    /// The scheme and verifier this layer applies.
+    pub fn scheme(&self) -> &Scheme {
+        &self.shared.scheme
     }
 
     /// The replay store this layer uses.
@@ -114,7 +145,7 @@ impl<S, R> Layer<S> for SecureCallbackLayer<R> {
 impl<R: fmt::Debug> fmt::Debug for SecureCallbackLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecureCallbackLayer")
-            .field("verifier", &self.shared.verifier)
+            .field("scheme", &self.shared.scheme)
             .field("store", &self.shared.store)
             .finish_non_exhaustive()
     }

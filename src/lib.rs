@@ -39,6 +39,9 @@
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
 //! - `axum`: [`VonageClaims`] is an axum extractor (also as `Option`); with `events`,
 //!   [`extract::VideoCallback`] extracts the claims and the typed event.
+//! - `sms`: [`sms`], the SMS API's `sig` signatures (inbound messages, delivery receipts), with
+//!   [`SecureCallbackLayer::sms`]; MD5, SHA-1 and SHA-512 from RustCrypto (`md-5`, `sha1`,
+//!   `hmac`), since jsonwebtoken has none of them.
 //! - `sqlite`: [`replay::SqliteReplayStore`], replay protection in one file: kept across
 //!   restarts and crashes, shared by every process of the host.
 //! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances;
@@ -94,9 +97,12 @@ mod payload;
 mod random;
 mod rejection;
 pub mod replay;
+mod scheme;
 mod secrets;
 mod service;
 mod shared;
+#[cfg(feature = "sms")]
+pub mod sms;
 mod stopwatch;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
@@ -114,6 +120,7 @@ pub use layer::SecureCallbackLayer;
 pub use payload::{payload_hash, query_payload};
 pub use rejection::{DefaultRejection, OnRejection, Rejection};
 pub use replay::MemoryReplayStore;
+pub use scheme::Scheme;
 pub use secrets::{Secret, SecretError, Secrets, MIN_SECRET_LEN};
 pub use service::SecureCallbackService;
 pub use verify::{

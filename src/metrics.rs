@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use ::metrics::SharedString;
 
-use crate::claims::{SecretUsed, VonageClaims};
+use crate::claims::SecretUsed;
 use crate::rejection::Rejection;
 use crate::secrets::Secrets;
 
@@ -100,9 +100,15 @@ fn secret_label(secret: &SecretUsed) -> SharedString {
     }
 }
 
-pub(crate) fn accepted(secrets: &Secrets, claims: &VonageClaims, spent: Duration, body_len: usize) {
-    let api_key = api_key_label(secrets, Some(claims.api_key()));
-    let secret = secret_label(claims.secret());
+pub(crate) fn accepted(
+    secrets: &Secrets,
+    api_key: &str,
+    secret: &SecretUsed,
+    spent: Duration,
+    body_len: usize,
+) {
+    let api_key = api_key_label(secrets, Some(api_key));
+    let secret = secret_label(secret);
     ::metrics::counter!(ACCEPTED, "api_key" => api_key.clone(), "secret" => secret).increment(1);
     ::metrics::histogram!(VERIFICATION_SECONDS, "api_key" => api_key.clone())
         .record(spent.as_secs_f64());

@@ -22,8 +22,9 @@ macro_rules! rejections {
         }
 
         impl Rejection {
-            /// Every rejection, in the order the layer's checks can produce them (see
-            /// [`Check`](crate::Check)). A slice, since the enum may grow.
+            /// Every rejection: the JWT scheme's in the order the layer's checks can produce them
+            /// (see [`Check`](crate::Check)), then the SMS scheme's own. A slice, since the enum
+            /// may grow.
             pub const ALL: &'static [Rejection] = &[$(Rejection::$variant,)*];
 
             /// The machine-readable code, as sent in the body `{"error":"<code>"}`.
@@ -69,10 +70,12 @@ rejections! {
     BadSignature => "bad_signature", UNAUTHORIZED;
     /// `iss` is not the expected issuer.
     BadIssuer => "bad_issuer", UNAUTHORIZED;
-    /// `iat` (or `nbf`) lies further in the future than the allowed clock skew. 503, as for
+    /// `iat` (or `nbf`, or an SMS request's `timestamp`) lies further in the future than the
+    /// allowed clock skew. 503, as for
     /// [`StaleToken`](Self::StaleToken): a clock running behind must not lose callbacks.
     TokenFromFuture => "token_from_future", SERVICE_UNAVAILABLE;
-    /// `iat` is older than the maximum age, or `exp` has passed. 503: the token is validly
+    /// `iat` (or an SMS request's `timestamp`) is older than the maximum age, or `exp` has
+    /// passed. 503: the token is validly
     /// signed, and when this host's clock runs ahead every callback looks stale; Vonage's retry
     /// then gets through once the clock is right. A real replay of an old token is still refused.
     StaleToken => "stale_token", SERVICE_UNAVAILABLE;
@@ -93,6 +96,14 @@ rejections! {
     /// The replay store could not be reached in time, or is full of callbacks in flight or
     /// issued within the last minute.
     ReplayStoreUnavailable => "replay_store_unavailable", SERVICE_UNAVAILABLE;
+    /// SMS scheme: the parameters could not be read without guessing: a name given twice,
+    /// parameters in both the query and the body, text that is not UTF-8, or a JSON body that is
+    /// not one object of strings and numbers.
+    MalformedParameters => "malformed_parameters", BAD_REQUEST;
+    /// SMS scheme: no `sig` parameter, on a route where the account signs its SMS requests.
+    MissingSignature => "missing_signature", UNAUTHORIZED;
+    /// SMS scheme: no numeric `timestamp` parameter beside the `sig`.
+    MissingTimestamp => "missing_timestamp", UNAUTHORIZED;
 }
 
 impl Rejection {
@@ -245,7 +256,7 @@ mod tests {
         let position = |r: &Rejection| Rejection::ALL.iter().position(|a| a == r).unwrap();
         let positions: Vec<usize> = layer_order.iter().map(position).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-        assert_eq!(Rejection::ALL.len(), 16);
+        assert_eq!(Rejection::ALL.len(), 19);
     }
 
     #[test]

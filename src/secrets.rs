@@ -74,6 +74,12 @@ impl Secret {
         self.label.clone()
     }
 
+    /// The secret's bytes, for the SMS scheme's hashes (jsonwebtoken keeps them for HMAC keys).
+    #[cfg(feature = "sms")]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.key.try_get_as_bytes().unwrap_or_default()
+    }
+
     pub(crate) fn key(&self) -> &DecodingKey {
         &self.key
     }

@@ -99,7 +99,7 @@ impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for SecureCallbackService<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecureCallbackService")
             .field("inner", &self.inner)
-            .field("verifier", &self.shared.verifier)
+            .field("scheme", &self.shared.scheme)
             .field("store", &self.shared.store)
             .finish_non_exhaustive()
     }

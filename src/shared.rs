@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use crate::rejection::OnRejection;
-use crate::verify::CallbackVerifier;
+use crate::scheme::Scheme;
 
 #[derive(Clone)]
 pub(crate) struct Shared<R> {
-    pub(crate) verifier: CallbackVerifier,
+    pub(crate) scheme: Scheme,
     pub(crate) store: R,
     pub(crate) on_rejection: Arc<dyn OnRejection>,
 }

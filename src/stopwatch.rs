@@ -4,7 +4,7 @@
 #[cfg(feature = "metrics")]
 use std::time::{Duration, Instant};
 
-use crate::claims::VonageClaims;
+use crate::claims::SecretUsed;
 use crate::rejection::Rejection;
 use crate::secrets::Secrets;
 
@@ -32,9 +32,15 @@ impl Stopwatch {
 
     /// Records an accepted callback: its time, its body's length, which key and secret.
     #[inline]
-    pub(crate) fn accepted(self, _secrets: &Secrets, _claims: &VonageClaims, _body_len: usize) {
+    pub(crate) fn accepted(
+        self,
+        _secrets: &Secrets,
+        _api_key: &str,
+        _secret: &SecretUsed,
+        _body_len: usize,
+    ) {
         #[cfg(feature = "metrics")]
-        crate::metrics::accepted(_secrets, _claims, self.spent, _body_len);
+        crate::metrics::accepted(_secrets, _api_key, _secret, self.spent, _body_len);
     }
 
     /// Records a refused callback: its time, its reason, the body's length if it was read.

@@ -11,7 +11,7 @@ use crate::diagnosis::RejectionDetails;
 use crate::explain::{Check, Observer, Quiet, Recorder, Report};
 use crate::payload::{self, query_payload};
 use crate::rejection::Rejection;
-use crate::replay::Retention;
+use crate::replay::{Attempt, ReplayKey, Retention};
 use crate::secrets::Secrets;
 use crate::token::{bearer_token, UnverifiedToken};
 use http::request::Parts;
@@ -187,6 +187,7 @@ impl CallbackVerifier {
         Report::new(
             recorder,
             verdict,
+            &Check::ALL,
             self.config.max_age,
             self.config.clock_skew,
         )
@@ -411,6 +412,17 @@ impl CallbackVerifier {
             d.body_len = Some(payload.len() as u64);
             d.payload_sha256 = actual.as_ref().map(payload::hex);
         })
+    }
+
+    /// The replay store's view of verified `claims`: keyed by `api_key` and `jti`, kept until
+    /// the token is stale.
+    pub(crate) fn attempt(&self, claims: &VonageClaims, now: u64) -> Attempt {
+        Attempt::new(
+            ReplayKey::new(claims.api_key(), claims.jti()),
+            claims.iat(),
+            now,
+            self.retention(claims, now),
+        )
     }
 
     /// How long a delivered `claims.jti` must be remembered: until its token is stale anyway.

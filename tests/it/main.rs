@@ -20,6 +20,8 @@ mod redis_faults;
 mod redis_store;
 mod rejections;
 mod replay;
+mod sms_server;
+mod sms_vectors;
 mod sqlite_store;
 mod stacks;
 mod vectors;

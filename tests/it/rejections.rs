@@ -344,6 +344,7 @@ async fn every_rejection_code_through_a_real_server() {
     duplicate_in_flight().await;
     body_too_large_declared_and_chunked().await;
     body_read_error_when_the_client_stops_sending().await;
+    crate::sms_server::sms_rejections(expect).await;
     let all: HashSet<&str> = Rejection::ALL.iter().map(|r| r.code()).collect();
     let seen: HashSet<&str> = SEEN.lock().unwrap().iter().copied().collect();
     assert_eq!(

@@ -132,7 +132,9 @@ async fn get_mode_never_applies_to_a_post_and_is_off_by_default() {
 
 #[test]
 fn the_verifier_checks_a_query_directly() {
-    let verifier = layer().verifier().clone();
+    let vonage_secure_callbacks::Scheme::Jwt(verifier) = layer().scheme().clone() else {
+        unreachable!("a JWT layer")
+    };
     let payload = query_payload(QUERY);
     let mut headers = http::HeaderMap::new();
     let auth = format!("Bearer {}", token_at_now(payload.as_bytes(), |_| {}));

@@ -3,8 +3,10 @@
 //! command line (where shell history and `ps` would keep them).
 
 mod keys;
+mod report;
 mod send;
 mod sign;
+mod sms;
 mod verify;
 
 use std::path::PathBuf;
@@ -55,6 +57,35 @@ enum Command {
         #[command(flatten)]
         key: keys::KeyArgs,
     },
+    /// Run every check on a signed SMS request (inbound message or delivery receipt) and print
+    /// what passed and what failed. Exit status 0 when the layer would accept it, 1 when not.
+    VerifySms {
+        /// The account's signature method: md5hash, md5, sha1, sha256 or sha512.
+        #[arg(long)]
+        method: vonage_secure_callbacks::sms::SignatureMethod,
+        #[command(flatten)]
+        request: sms::Request,
+        /// Check as of this time (Unix seconds); now by default.
+        #[arg(long)]
+        now: Option<u64>,
+        #[command(flatten)]
+        key: keys::KeyArgs,
+    },
+    /// Sign SMS parameters (a `timestamp` of now is added where there is none): print them with
+    /// their `sig` as a query string, or a curl command that GETs a URL with them.
+    SignSms {
+        /// The signature method: md5hash, md5, sha1, sha256 or sha512.
+        #[arg(long)]
+        method: vonage_secure_callbacks::sms::SignatureMethod,
+        /// The parameters, as a query string: `msisdn=447700900001&to=447700900000&text=Hi`.
+        #[arg(long)]
+        query: String,
+        /// Print a curl command that GETs this URL with the signed parameters.
+        #[arg(long, value_name = "URL")]
+        curl: Option<String>,
+        #[command(flatten)]
+        key: keys::KeyArgs,
+    },
     /// Send a signed Video event from the built-in samples to a URL (http://).
     Send {
         /// The event: one of `vonage-callbacks send --list`.
@@ -85,6 +116,18 @@ fn main() -> ExitCode {
             now,
             key,
         } => verify::run(&token, &body, now, &key),
+        Command::VerifySms {
+            method,
+            request,
+            now,
+            key,
+        } => sms::verify(method, &request, now, &key),
+        Command::SignSms {
+            method,
+            query,
+            curl,
+            key,
+        } => sms::sign(method, &query, curl.as_deref(), &key),
         Command::Send { list: true, .. } => {
             send::list();
             Ok(true)

@@ -40,7 +40,7 @@ pub fn run(
 }
 
 /// `text` as one POSIX shell word.
-fn shell_quote(text: &str) -> String {
+pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 

@@ -11,6 +11,7 @@ use vonage_secure_callbacks::{
 };
 
 use crate::keys::KeyArgs;
+use crate::report::{print_checks, Line};
 use crate::{read_input, Error};
 
 pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Result<bool, Error> {
@@ -30,23 +31,9 @@ pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Re
     }
     let report = verifier.explain(&headers, &body);
 
-    println!("checks:");
-    for &(check, status) in report.steps() {
-        let line = Line::of(check, &report, &body, verifier.limit());
-        match status {
-            Status::Passed => println!("  ok    {check}: {}", line.passed),
-            Status::Failed(rejection) => {
-                println!("  FAIL  {check}: {} [{}]", line.failed, rejection.code());
-                if !line.hint.is_empty() {
-                    println!("        -> {}", line.hint);
-                }
-            }
-            Status::NotReached => {
-                println!("  --    {check}: not checked (an earlier check failed)")
-            }
-        }
-    }
-    println!("  --    replay: not checked here (the layer's replay store decides)");
+    print_checks(&report, |check| {
+        line(check, &report, &body, verifier.limit())
+    });
     match report.verdict() {
         Ok(claims) => {
             println!(
@@ -68,117 +55,104 @@ pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Re
     }
 }
 
-/// What to print for one check: when it passed, when it failed, and what to do about it.
-#[derive(Default)]
-struct Line {
-    passed: String,
-    failed: String,
-    hint: String,
-}
-
-impl Line {
-    fn of(check: Check, report: &Report, body: &[u8], limit: usize) -> Self {
-        let facts = report.facts();
-        let api_key = facts.api_key.as_deref().unwrap_or_default();
-        let tried = facts.secrets_tried.unwrap_or_default();
-        let refused = match report.verdict() {
-            Err(rejection) if report.status(check) == Status::Failed(rejection) => Some(rejection),
-            _ => None,
-        };
-        let line = |passed: String, failed: String, hint: &str| Self {
-            passed,
-            failed,
-            hint: hint.to_owned(),
-        };
-        match check {
-            Check::BodySize => line(
-                format!("{} bytes, limit {limit}", body.len()),
-                format!(
-                    "{} bytes, over the limit of {limit}",
-                    facts.body_len.unwrap_or(0)
-                ),
-                "raise the layer's body_limit if Vonage really sends this much",
+/// What to print for `check` of `report`.
+fn line(check: Check, report: &Report, body: &[u8], limit: usize) -> Line {
+    let facts = report.facts();
+    let api_key = facts.api_key.as_deref().unwrap_or_default();
+    let tried = facts.secrets_tried.unwrap_or_default();
+    let refused = match report.verdict() {
+        Err(rejection) if report.status(check) == Status::Failed(rejection) => Some(rejection),
+        _ => None,
+    };
+    let line = Line::new;
+    match check {
+        Check::BodySize => line(
+            format!("{} bytes, limit {limit}", body.len()),
+            format!(
+                "{} bytes, over the limit of {limit}",
+                facts.body_len.unwrap_or(0)
             ),
-            Check::Authorization => line(
-                "a Bearer token".into(),
-                "no token could be read from what was given".into(),
-                "paste the whole Authorization value",
+            "raise the layer's body_limit if Vonage really sends this much",
+        ),
+        Check::Authorization => line(
+            "a Bearer token".into(),
+            "no token could be read from what was given".into(),
+            "paste the whole Authorization value",
+        ),
+        Check::Token => match refused {
+            Some(Rejection::UnsupportedAlgorithm) => line(
+                String::new(),
+                "its alg is not HS256, the only one Vonage signs with".into(),
+                "this token was not made by Vonage's callback signing",
             ),
-            Check::Token => match refused {
-                Some(Rejection::UnsupportedAlgorithm) => line(
-                    String::new(),
-                    "its alg is not HS256, the only one Vonage signs with".into(),
-                    "this token was not made by Vonage's callback signing",
-                ),
-                _ => line(
-                    "a JWT, alg HS256".into(),
-                    "not a JWT whose header and claims are base64url JSON objects with a jti, \
+            _ => line(
+                "a JWT, alg HS256".into(),
+                "not a JWT whose header and claims are base64url JSON objects with a jti, \
                      an api_key and a numeric iat"
-                        .into(),
-                    "paste the token exactly as received, without quotes",
-                ),
-            },
-            Check::ApiKey => line(
-                format!("{api_key:?}, {tried} secret(s) configured"),
-                format!(
-                    "{api_key:?} is not configured (configured: {:?})",
-                    facts.configured_api_keys
-                ),
-                "set VONAGE_API_KEY (or --api-key) to the project that sent it",
+                    .into(),
+                "paste the token exactly as received, without quotes",
             ),
-            Check::Signature => line(
-                format!(
-                    "verified by secret {}",
-                    facts
-                        .secret
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                ),
-                format!("none of the {tried} secret(s) of {api_key:?} verifies it"),
-                "the secret differs from the one in the Vonage dashboard (or was rotated there): \
+        },
+        Check::ApiKey => line(
+            format!("{api_key:?}, {tried} secret(s) configured"),
+            format!(
+                "{api_key:?} is not configured (configured: {:?})",
+                facts.configured_api_keys
+            ),
+            "set VONAGE_API_KEY (or --api-key) to the project that sent it",
+        ),
+        Check::Signature => line(
+            format!(
+                "verified by secret {}",
+                facts
+                    .secret
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+            format!("none of the {tried} secret(s) of {api_key:?} verifies it"),
+            "the secret differs from the one in the Vonage dashboard (or was rotated there): \
                  compare them, and use its exact text (never hex- or base64-decoded)",
-            ),
-            Check::Issuer => {
-                let iss = facts.issuer.as_deref().unwrap_or_default();
-                line(
-                    format!("{iss:?}"),
-                    format!("{iss:?}, expected {DEFAULT_ISSUER:?}"),
-                    "",
-                )
-            }
-            Check::Time => {
-                let age = facts.iat_offset_secs.unwrap_or_default();
-                let (skew, max) = (report.clock_skew_secs(), report.max_age_secs());
-                let facts = format!("issued {age} s before now (allowed: -{skew} s to {max} s)");
-                let hint = match refused {
-                    Some(Rejection::TokenFromFuture) => {
-                        "this machine's clock is behind: check NTP (the same offset on every \
+        ),
+        Check::Issuer => {
+            let iss = facts.issuer.as_deref().unwrap_or_default();
+            line(
+                format!("{iss:?}"),
+                format!("{iss:?}, expected {DEFAULT_ISSUER:?}"),
+                "",
+            )
+        }
+        Check::Time => {
+            let age = facts.iat_offset_secs.unwrap_or_default();
+            let (skew, max) = (report.clock_skew_secs(), report.max_age_secs());
+            let facts = format!("issued {age} s before now (allowed: -{skew} s to {max} s)");
+            let hint = match refused {
+                Some(Rejection::TokenFromFuture) => {
+                    "this machine's clock is behind: check NTP (the same offset on every \
                          callback means a clock, not an attacker); or its nbf is ahead"
-                    }
-                    _ => {
-                        "older than the maximum age (or past its exp): a replay, a clock far \
+                }
+                _ => {
+                    "older than the maximum age (or past its exp): a replay, a clock far \
                          ahead, or a captured callback (give --now to check it as of when it \
                          arrived)"
-                    }
-                };
-                line(facts.clone(), facts, hint)
-            }
-            Check::PayloadHashClaim => line("present".into(), "the token has none".into(), ""),
-            Check::PayloadHash => {
-                let claimed = facts.payload_hash.as_deref().unwrap_or_default();
-                let actual = facts.payload_sha256.as_deref().unwrap_or_default();
-                line(
-                    format!("SHA-256 of the {} body bytes matches", body.len()),
-                    format!(
-                        "the token signs {claimed}, the {} body bytes hash to {actual}",
-                        body.len()
-                    ),
-                    &why_the_body_differs(body, claimed),
-                )
-            }
-            _ => Self::default(),
+                }
+            };
+            line(facts.clone(), facts, hint)
         }
+        Check::PayloadHashClaim => line("present".into(), "the token has none".into(), ""),
+        Check::PayloadHash => {
+            let claimed = facts.payload_hash.as_deref().unwrap_or_default();
+            let actual = facts.payload_sha256.as_deref().unwrap_or_default();
+            line(
+                format!("SHA-256 of the {} body bytes matches", body.len()),
+                format!(
+                    "the token signs {claimed}, the {} body bytes hash to {actual}",
+                    body.len()
+                ),
+                &why_the_body_differs(body, claimed),
+            )
+        }
+        _ => Line::default(),
     }
 }
 

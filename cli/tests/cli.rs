@@ -52,6 +52,30 @@ fn server(path: &str) -> (Server, String) {
     (Server { _runtime: runtime }, url)
 }
 
+/// A server on loopback with the SMS layer (sha1) for this test's account at `/vonage/sms`.
+fn sms_server() -> (Server, String) {
+    use vonage_secure_callbacks::sms::{SignatureMethod, SmsVerifier, VerifiedSms};
+    async fn accepted(Extension(sms): Extension<VerifiedSms>) -> String {
+        format!(r#"{{"nonce":"{}"}}"#, sms.replay_id())
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}/vonage/sms", listener.local_addr().unwrap());
+    let secrets = Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap());
+    let verifier = SmsVerifier::new(secrets, SignatureMethod::HmacSha1);
+    let app = Router::new()
+        .route("/vonage/sms", axum::routing::get(accepted))
+        .layer(SecureCallbackLayer::sms(verifier));
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (Server { _runtime: runtime }, url)
+}
+
 /// Runs a `curl` command line as printed, and returns its output with the status code last.
 fn run_printed_curl(curl: &str) -> String {
     let out = Command::new("sh")
@@ -418,5 +442,203 @@ fn the_checklist_never_contradicts_the_verdict() {
                 "{case}: {out}"
             ),
         }
+    }
+}
+
+mod sms {
+    use super::*;
+    use serde::Deserialize;
+    use vonage_secure_callbacks::dangerous::short_secret;
+    use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams, SmsVerifier};
+    use vonage_secure_callbacks::{FixedClock, Secrets};
+
+    #[derive(Deserialize)]
+    struct Vectors {
+        vectors: Vec<Vector>,
+    }
+
+    #[derive(Deserialize)]
+    struct Vector {
+        name: String,
+        method: String,
+        params: serde_json::Map<String, serde_json::Value>,
+        secret: String,
+        sig: String,
+    }
+
+    /// The SMS vectors shared with the library's tests.
+    fn vectors() -> Vec<Vector> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/sms_signature_vectors.json"
+        );
+        serde_json::from_str::<Vectors>(&std::fs::read_to_string(path).unwrap())
+            .unwrap()
+            .vectors
+    }
+
+    /// The command's verdict line and exit code for a request given by `how` (`--query`,
+    /// `--form` or `--json`) and `what` (the query, or a file).
+    fn verify_sms(
+        dir: &Path,
+        secret: &str,
+        method: &str,
+        now: u64,
+        how: &str,
+        what: &str,
+    ) -> (i32, String) {
+        let secret_file = dir.join("secret");
+        std::fs::write(&secret_file, secret).unwrap();
+        let mut cmd = cli(SECRET);
+        cmd.env_remove("VONAGE_API_KEY").args([
+            "verify-sms",
+            "--method",
+            method,
+            how,
+            what,
+            "--now",
+            &now.to_string(),
+            "--api-key",
+            "vectors",
+            "--allow-short-secret",
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+        ]);
+        let (code, out) = run(&mut cmd);
+        let verdict = out
+            .lines()
+            .find_map(|l| l.strip_prefix("verdict: "))
+            .unwrap()
+            .to_owned();
+        (code, format!("{verdict}\n{out}"))
+    }
+
+    /// The library's verdict on the same request, as the command prints it.
+    fn library(secret: &str, method: SignatureMethod, now: u64, params: &SmsParams) -> bool {
+        let secrets = Secrets::new().project("vectors", short_secret(secret).unwrap());
+        SmsVerifier::new(secrets, method)
+            .clock(FixedClock::new(now))
+            .verify_params(params)
+            .is_ok()
+    }
+
+    #[test]
+    fn every_vector_by_query_form_and_json_and_the_library_agrees() {
+        let dir = scratch("cli-sms-vectors");
+        for v in vectors() {
+            let mut params = SmsParams::from_pairs(
+                v.params
+                    .iter()
+                    .map(|(k, x)| (k.clone(), x.as_str().unwrap().to_owned())),
+            );
+            params.set("sig", v.sig.clone());
+            let now: u64 = params.get("timestamp").unwrap().parse().unwrap();
+            let method: SignatureMethod = v.method.parse().unwrap();
+            let form = dir.join("form");
+            std::fs::write(&form, params.to_form()).unwrap();
+            let json = dir.join("json");
+            let object: serde_json::Map<String, serde_json::Value> = params
+                .iter()
+                .map(|(n, x)| (n.to_owned(), x.into()))
+                .collect();
+            std::fs::write(&json, serde_json::Value::Object(object).to_string()).unwrap();
+            for (how, what) in [
+                ("--query", params.to_form()),
+                ("--form", form.to_str().unwrap().to_owned()),
+                ("--json", json.to_str().unwrap().to_owned()),
+            ] {
+                let (code, out) = verify_sms(&dir, &v.secret, &v.method, now, how, &what);
+                assert_eq!(code, 0, "{} {how}: {out}", v.name);
+                assert!(out.starts_with("accepted"), "{} {how}: {out}", v.name);
+            }
+            assert!(library(&v.secret, method, now, &params));
+
+            // Tampered, another method, too late: the command and the library refuse alike.
+            let mut tampered = params.clone();
+            tampered.set("timestamp", (now + 1).to_string());
+            let other = SignatureMethod::ALL
+                .into_iter()
+                .find(|m| *m != method)
+                .unwrap();
+            for (params, method, at, code) in [
+                (&tampered, method, now, "bad_signature"),
+                (&params, other, now, "bad_signature"),
+                (&params, method, now + 4 * 24 * 3600, "stale_token"),
+            ] {
+                let (exit, out) = verify_sms(
+                    &dir,
+                    &v.secret,
+                    method.name(),
+                    at,
+                    "--query",
+                    &params.to_form(),
+                );
+                assert_eq!(exit, 1, "{}: {out}", v.name);
+                assert!(
+                    out.starts_with(&format!("refused: {code}")),
+                    "{}: {out}",
+                    v.name
+                );
+                assert!(!library(&v.secret, method, at, params), "{}", v.name);
+                assert!(
+                    out.contains(&format!("FAIL  ")) && out.contains(&format!("[{code}]")),
+                    "{out}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_method_and_a_tampered_sms_are_explained() {
+        let dir = scratch("cli-sms-explain");
+        let (_, signed) = run(cli(SECRET).args([
+            "sign-sms",
+            "--method",
+            "sha256",
+            "--query",
+            "msisdn=447700900001&to=447700900000&text=Hi+there&nonce=n-1",
+        ]));
+        let signed = signed.trim().to_owned();
+        let secret_file = dir.join("secret");
+        std::fs::write(&secret_file, SECRET).unwrap();
+        let check = |method: &str, query: &str| {
+            run(cli(SECRET).args(["verify-sms", "--method", method, "--query", query]))
+        };
+        let (code, out) = check("sha256", &signed);
+        assert_eq!(code, 0, "{out}");
+        let (code, out) = check("sha512", &signed);
+        assert_eq!(code, 1);
+        assert!(out.contains("FAIL  signature: sha512"), "{out}");
+        assert!(out.contains("must sign with sha512"), "{out}");
+        let (code, out) = check("sha256", &signed.replace("Hi", "Ho"));
+        assert_eq!(code, 1);
+        assert!(
+            out.contains("[bad_signature]") && out.contains("decodes to a space"),
+            "{out}"
+        );
+        let (code, out) = check("sha256", &format!("{signed}&to=1"));
+        assert_eq!(code, 1);
+        assert!(
+            out.contains("FAIL  parameters: parameter \"to\" is given twice"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_signed_sms_curl_is_accepted_by_a_server_once() {
+        let (_server, url) = sms_server();
+        let (code, curl) = run(cli(SECRET).args([
+            "sign-sms",
+            "--method",
+            "sha1",
+            "--query",
+            "msisdn=447700900001&to=447700900000&text=Hello&nonce=n-curl",
+            "--curl",
+            &url,
+        ]));
+        assert_eq!(code, 0, "{curl}");
+        let reply = run_printed_curl(curl.trim());
+        assert!(reply.ends_with("\n200"), "{reply}");
+        assert!(run_printed_curl(curl.trim()).ends_with("\n409"));
     }
 }

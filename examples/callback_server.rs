@@ -22,17 +22,22 @@
 //!   error naming it.
 //! - `REPLAY_IN_FLIGHT_TTL_SECS` (default 60): how long a callback being handled holds its `jti`;
 //!   longer than your slowest handler.
+//! - `VONAGE_SMS_SIGNATURE_METHOD` (`md5hash`, `md5`, `sha1`, `sha256` or `sha512`: the
+//!   account's setting): accept signed inbound SMS and delivery receipts at `/vonage/sms` (GET, a
+//!   form or a JSON POST), with the same secrets and replay store. Development mode uses
+//!   `sha256` when it is not set.
 //!
-//! In development mode it prints a `curl` command carrying a freshly signed demo callback; run it
-//! in another terminal and the server answers 200 with the verified claims. Run it twice: the
-//! second time is a replay, refused with 409. With real credentials nothing signed is printed.
+//! In development mode it prints `curl` commands carrying a freshly signed demo SMS and a demo
+//! callback; run one in another terminal and the server answers 200 with what was verified. Run
+//! it twice: the second time is a replay, refused with 409. With real credentials nothing signed
+//! is printed.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::routing::post;
+use axum::routing::{any, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http::StatusCode;
@@ -41,8 +46,11 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::info;
 use vonage_secure_callbacks::events::VideoEvent;
 use vonage_secure_callbacks::replay::ReplayStore;
+use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams, SmsVerifier, VerifiedSms};
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::{EnvError, Secret, Secrets, SecureCallbackLayer, VonageClaims};
+use vonage_secure_callbacks::{
+    Clock, EnvError, Secret, Secrets, SecureCallbackLayer, VonageClaims,
+};
 
 /// Answers each verified callback with the claims that were verified, and logs the Video
 /// event it carries by family and type.
@@ -70,9 +78,29 @@ async fn on_callback(Extension(claims): Extension<VonageClaims>, body: Bytes) ->
     }))
 }
 
+/// Answers each verified SMS request with what was verified (the message's sender and text
+/// are the handler's to use; here only their presence is shown).
+async fn on_sms(Extension(sms): Extension<VerifiedSms>) -> Json<Value> {
+    info!(api_key = %sms.api_key(), nonce = %sms.replay_id(), "verified sms");
+    let names: Vec<&str> = sms.params().iter().map(|(name, _)| name).collect();
+    Json(json!({
+        "verified": true,
+        "api_key": sms.api_key(),
+        "replay_id": sms.replay_id(),
+        "timestamp": sms.timestamp(),
+        "parameters": names,
+    }))
+}
+
+/// Development mode's secret, made up for this run, and a signer for it.
+struct Development {
+    signer: CallbackSigner,
+    secret: String,
+}
+
 /// The project's secrets from the environment; with none set, a secret made up for this run
-/// and its signer (development mode). Half a configuration is an error, never a fallback.
-fn configuration() -> Result<(Secrets, Option<CallbackSigner>), Box<dyn std::error::Error>> {
+/// (development mode). Half a configuration is an error, never a fallback.
+fn configuration() -> Result<(Secrets, Option<Development>), Box<dyn std::error::Error>> {
     match Secrets::from_env() {
         Ok(secrets) => Ok((secrets, None)),
         Err(EnvError::NotSet) => {
@@ -83,7 +111,8 @@ fn configuration() -> Result<(Secrets, Option<CallbackSigner>), Box<dyn std::err
                 secret.push_str(&format!("{:016x}", h.finish()));
             }
             let secrets = Secrets::new().project(DEV_API_KEY, Secret::new(&secret)?);
-            Ok((secrets, Some(CallbackSigner::new(DEV_API_KEY, &secret))))
+            let signer = CallbackSigner::new(DEV_API_KEY, &secret);
+            Ok((secrets, Some(Development { signer, secret })))
         }
         Err(err) => Err(err.into()),
     }
@@ -91,21 +120,29 @@ fn configuration() -> Result<(Secrets, Option<CallbackSigner>), Box<dyn std::err
 
 const DEV_API_KEY: &str = "dev-api-key";
 
-/// Every POST path answers with the verified claims.
-/// The timeout sits outside the layer, so that it covers reading the body too.
-fn app<R: ReplayStore>(layer: SecureCallbackLayer<R>) -> Router {
+/// Every POST path answers with the verified claims; `/vonage/sms`, when SMS is configured,
+/// with the verified SMS. Both share one replay store.
+/// The timeout sits outside the layers, so that it covers reading the body too.
+fn app<R: ReplayStore>(layer: SecureCallbackLayer, store: R, sms: Option<SmsVerifier>) -> Router {
     let timeout = std::env::var("REQUEST_TIMEOUT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    Router::new()
+    let callbacks = Router::new()
         .route("/", post(on_callback))
         .route("/{*path}", post(on_callback))
-        .layer(layer)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(timeout),
-        ))
+        .route_layer(layer.replay_store(store.clone()));
+    let router = match sms {
+        Some(verifier) => Router::new()
+            .route("/vonage/sms", any(on_sms))
+            .route_layer(SecureCallbackLayer::sms(verifier).replay_store(store))
+            .merge(callbacks),
+        None => callbacks,
+    };
+    router.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(timeout),
+    ))
 }
 
 /// Where the replay window is kept, from `REPLAY_STORE`.
@@ -140,6 +177,24 @@ fn store_setting(production: bool) -> Result<StoreSetting, String> {
     })
 }
 
+/// `VONAGE_SMS_SIGNATURE_METHOD`, the account's SMS signature method; `sha256` for the
+/// development mode's demo when unset.
+fn sms_method(development: bool) -> Result<Option<SignatureMethod>, String> {
+    match std::env::var("VONAGE_SMS_SIGNATURE_METHOD") {
+        Ok(name) => name
+            .parse()
+            .map(Some)
+            .map_err(|err| format!("VONAGE_SMS_SIGNATURE_METHOD: {err}")),
+        Err(_) if development => Ok(Some(SignatureMethod::HmacSha256)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A fresh nonce for the demo SMS: unique per run.
+fn fresh_nonce() -> String {
+    vonage_secure_callbacks::test_util::fresh_jti()
+}
+
 fn in_flight_ttl() -> Result<Duration, String> {
     match std::env::var("REPLAY_IN_FLIGHT_TTL_SECS") {
         Err(_) => Ok(vonage_secure_callbacks::replay::DEFAULT_IN_FLIGHT_TTL),
@@ -153,6 +208,7 @@ fn in_flight_ttl() -> Result<Duration, String> {
 /// The app with the chosen replay store, saying at start which one it is.
 async fn with_store(
     layer: SecureCallbackLayer,
+    sms: Option<SmsVerifier>,
     setting: StoreSetting,
     ttl: Duration,
 ) -> Result<Router, Box<dyn std::error::Error>> {
@@ -163,7 +219,7 @@ async fn with_store(
             let store = vonage_secure_callbacks::MemoryReplayStore::builder()
                 .in_flight_ttl(ttl)
                 .build();
-            app(layer.replay_store(store))
+            app(layer, store, sms)
         }
         StoreSetting::Sqlite(path) => {
             let store = vonage_secure_callbacks::replay::SqliteReplayStore::builder(&path)
@@ -174,15 +230,16 @@ async fn with_store(
                 "replay store: SQLite file {} (kept across restarts, shared by every process of this host)",
                 shown.display()
             );
-            app(layer.replay_store(store))
+            app(layer, store, sms)
         }
-        StoreSetting::Redis(url) => with_redis(layer, &url, ttl).await?,
+        StoreSetting::Redis(url) => with_redis(layer, sms, &url, ttl).await?,
     })
 }
 
 #[cfg(feature = "redis")]
 async fn with_redis(
     layer: SecureCallbackLayer,
+    sms: Option<SmsVerifier>,
     url: &str,
     ttl: Duration,
 ) -> Result<Router, Box<dyn std::error::Error>> {
@@ -193,12 +250,13 @@ async fn with_redis(
     // The URL may carry a password: say where, not how.
     let target = url.rsplit('@').next().unwrap_or(url);
     println!("replay store: Redis at {target} (shared by every instance)");
-    Ok(app(layer.replay_store(store)))
+    Ok(app(layer, store, sms))
 }
 
 #[cfg(not(feature = "redis"))]
 async fn with_redis(
     _layer: SecureCallbackLayer,
+    _sms: Option<SmsVerifier>,
     _url: &str,
     _ttl: Duration,
 ) -> Result<Router, Box<dyn std::error::Error>> {
@@ -228,25 +286,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    let layer = SecureCallbackLayer::new(secrets);
-    let (setting, ttl) = store_setting(development.is_none())
-        .and_then(|setting| Ok((setting, in_flight_ttl()?)))
+    let (setting, ttl, sms_method) = store_setting(development.is_none())
+        .and_then(|setting| {
+            Ok((
+                setting,
+                in_flight_ttl()?,
+                sms_method(development.is_some())?,
+            ))
+        })
         .unwrap_or_else(|err| {
             eprintln!("error: {err}");
             std::process::exit(2)
         });
-    let app = with_store(layer, setting, ttl).await.unwrap_or_else(|err| {
-        eprintln!("error: {err}");
-        std::process::exit(2)
+    let sms = sms_method.map(|method| {
+        println!("SMS: signed requests ({method}) accepted at /vonage/sms");
+        SmsVerifier::new(secrets.clone(), method)
     });
+    let layer = SecureCallbackLayer::new(secrets);
+    let app = with_store(layer, sms, setting, ttl)
+        .await
+        .unwrap_or_else(|err| {
+            eprintln!("error: {err}");
+            std::process::exit(2)
+        });
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
 
     println!("listening on http://{local}");
     match development {
-        // A demo callback signed now with the made-up secret, byte-exact in the printed command.
-        Some(signer) => {
+        // Demos signed now with the made-up secret, byte-exact in the printed commands.
+        Some(Development { signer, secret }) => {
+            if let Some(method) = sms_method {
+                let mut sms = SmsParams::from_pairs([
+                    ("msisdn", "447700900001"),
+                    ("to", "447700900000"),
+                    ("messageId", "0A0000000123ABCD1"),
+                    ("text", "Hello from the demo"),
+                    ("type", "text"),
+                    ("api-key", DEV_API_KEY),
+                ]);
+                sms.set("nonce", fresh_nonce());
+                sms.set(
+                    "timestamp",
+                    vonage_secure_callbacks::SystemClock.now().to_string(),
+                );
+                let sig = method.sign(&sms, secret.as_bytes());
+                sms.set("sig", sig);
+                println!("try a signed demo SMS (accepted once; a second run is a replay):");
+                println!("curl -sS 'http://{local}/vonage/sms?{}'", sms.to_form());
+            }
             let body = r#"{"sessionId":"2_MX4xMDB-fn4","projectId":"100","event":"connectionCreated","timestamp":1470257688309}"#;
             let authorization = signer.authorization(body.as_bytes());
             println!("try a signed demo callback (it is accepted once; a second run is a replay):");

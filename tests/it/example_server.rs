@@ -34,6 +34,90 @@ fn printed_curl_is_accepted_once_then_refused_as_a_replay() {
 }
 
 #[test]
+fn the_printed_sms_curl_is_accepted_once_then_refused_as_a_replay() {
+    let (_server, lines) = start(&[]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("SMS: signed requests (sha256)")),
+        "{lines:?}"
+    );
+    let curl = lines
+        .iter()
+        .find(|l| l.starts_with("curl ") && l.contains("/vonage/sms?"))
+        .expect("a demo SMS command");
+    let first = run_printed_curl(curl);
+    let (body, status) = first.rsplit_once('\n').unwrap();
+    assert_eq!(status, "200", "{first}");
+    let sms: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(sms["verified"], true);
+    assert_eq!(sms["api_key"], "dev-api-key");
+    let second = run_printed_curl(curl);
+    assert!(
+        second.ends_with("\n409") && second.contains("replayed_token"),
+        "{second}"
+    );
+}
+
+#[test]
+fn sms_in_production_needs_the_accounts_method_and_uses_it() {
+    use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams};
+    let secret = "a-project-signature-secret-from-the-dashboard";
+    let env = [
+        ("VONAGE_API_KEY", "abcd1234"),
+        ("VONAGE_SIGNATURE_SECRET", secret),
+        ("REPLAY_STORE", "memory"),
+    ];
+    // Without the method: no SMS route at all.
+    let (_server, lines) = start(&env);
+    assert!(!lines.iter().any(|l| l.contains("SMS:")), "{lines:?}");
+    drop(_server);
+
+    let (code, out) = run_to_exit(
+        "callback_server",
+        &[
+            env[0],
+            env[1],
+            env[2],
+            ("VONAGE_SMS_SIGNATURE_METHOD", "sha384"),
+        ],
+    );
+    assert_eq!(code.code(), Some(2), "{out}");
+    assert!(
+        out.contains("VONAGE_SMS_SIGNATURE_METHOD") && !out.contains(secret),
+        "{out}"
+    );
+
+    let mut with_method = env.to_vec();
+    with_method.push(("VONAGE_SMS_SIGNATURE_METHOD", "sha512"));
+    let (_server, lines) = start(&with_method);
+    assert!(
+        !lines.iter().any(|l| l.contains("sig=")),
+        "nothing signed is printed: {lines:?}"
+    );
+    let mut params = SmsParams::from_pairs([
+        ("msisdn", "447700900001"),
+        ("text", "hi"),
+        ("nonce", "n-prod"),
+    ]);
+    use vonage_secure_callbacks::Clock;
+    params.set(
+        "timestamp",
+        vonage_secure_callbacks::SystemClock.now().to_string(),
+    );
+    let sig = SignatureMethod::HmacSha512.sign(&params, secret.as_bytes());
+    params.set("sig", sig);
+    let url = format!("http://{}/vonage/sms", address(&lines));
+    let form = params.to_form();
+    let post = format!(
+        "curl -sS -X POST {url} -H 'Content-Type: application/x-www-form-urlencoded' --data-raw '{form}'"
+    );
+    let out = run_printed_curl(&post);
+    assert!(out.ends_with("\n200"), "{out}");
+    assert!(run_printed_curl(&post).ends_with("\n409"));
+}
+
+#[test]
 fn uses_the_project_credentials_when_given_and_prints_nothing_signed() {
     let secret = "a-project-signature-secret-from-the-dashboard";
     let (_server, lines) = start(&[

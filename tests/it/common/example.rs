@@ -22,6 +22,7 @@ pub fn example_named(name: &str) -> PathBuf {
             ("aws_lc_rs", cfg!(feature = "aws_lc_rs")),
             ("redis", cfg!(feature = "redis")),
             ("sqlite", cfg!(feature = "sqlite")),
+            ("sms", cfg!(feature = "sms")),
         ]
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
@@ -158,7 +159,9 @@ pub fn start_in(name: &str, env: &[(&str, &str)], dir: &Path) -> (KillOnDrop, Ve
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lines = Vec::new();
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let done = line.starts_with("curl ") || line.starts_with("production mode");
+        // The JWT demo is printed last (after the SMS one).
+        let done = (line.starts_with("curl ") && line.contains("/vonage/session"))
+            || line.starts_with("production mode");
         lines.push(line);
         if done {
             return (child, lines);

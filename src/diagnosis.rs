@@ -48,6 +48,9 @@ pub struct RejectionDetails {
     /// SMS scheme: whether a value holds `&` or `=` (signed as `_`: a signer that forgot that
     /// is a common cause of `bad_signature`).
     pub sms_value_has_separator: Option<bool>,
+    /// SMS scheme: whether the encoded parameters held `+`, which decodes to a space (a literal
+    /// `+` arrives as `%2B`): a signer that encoded spaces otherwise signed other text.
+    pub sms_plus_in_encoding: Option<bool>,
     /// SMS scheme: why the parameters could not be read.
     pub sms_params_error: Option<String>,
     /// SMS scheme: the signature method the verifier expects (`md5hash`, `sha256`, ...).

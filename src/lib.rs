@@ -49,7 +49,8 @@
 //!
 //! # Other Vonage webhooks
 //! Messages, Voice and Verify v2 sign their webhooks with the same scheme: the layer serves them
-//! unchanged. Voice's `answer_url` and other GET webhooks have no body; Vonage then hashes the
+//! unchanged. The SMS API signs with a `sig` parameter instead: `sms` (feature `sms`) and
+//! `SecureCallbackLayer::sms`. Voice's `answer_url` and other GET webhooks have no body; Vonage then hashes the
 //! query parameters ([`query_payload`]): opt in with
 //! [`CallbackVerifier::verify_get_query`].
 //!

@@ -232,3 +232,60 @@ fn a_shrinking_replay_window_is_warned_about_once_per_five_minutes() {
         );
     }
 }
+
+/// The SMS scheme's events name reasons and facts, never the secret, a `sig` or a message's
+/// text or numbers; `Debug` of its verifier and parameters hides them too.
+#[tokio::test]
+async fn sms_tracing_and_debug_never_show_secrets_sigs_or_messages() {
+    use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams, SmsVerifier};
+    use vonage_secure_callbacks::{FixedClock, Secret, Secrets};
+
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let method = SignatureMethod::HmacSha256;
+    let secrets = Secrets::new().project("a1b2c3d4", Secret::new(SECRET).unwrap());
+    let verifier = SmsVerifier::new(secrets, method).clock(FixedClock::new(NOW));
+    assert!(!format!("{verifier:?}").contains(SECRET));
+    let layer = vonage_secure_callbacks::SecureCallbackLayer::sms(verifier)
+        .replay_store(MemoryReplayStore::new());
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service(tower::service_fn(
+            |_: Request<vonage_secure_callbacks::VerifiedBody>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+            },
+        ));
+    let mut params = SmsParams::from_pairs([
+        ("msisdn", "447700900321"),
+        ("text", "private-message-marker-91c2"),
+        ("nonce", "n-hygiene"),
+    ]);
+    params.set("timestamp", NOW.to_string());
+    let sig = method.sign(&params, SECRET.as_bytes());
+    params.set("sig", sig.clone());
+    assert!(!format!("{params:?}").contains("private-message-marker"));
+    let mut tampered = params.clone();
+    tampered.set("text", "private-message-marker-91c3");
+    for p in [&params, &params, &tampered] {
+        let req = Request::get(format!("/?{}", p.to_form()))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        call(&mut svc, req).await;
+    }
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        out.contains("sms accepted")
+            && out.contains("replayed_token")
+            && out.contains("bad_signature"),
+        "{out}"
+    );
+    for secret in [SECRET, &sig, "private-message-marker", "447700900321"] {
+        assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+    }
+}

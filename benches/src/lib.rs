@@ -78,11 +78,12 @@ pub fn naive(token: &str, body: &[u8], secret: &[u8]) -> bool {
     hex == data.claims.payload_hash
 }
 
-/// Where criterion writes its estimates in this run.
+/// Where criterion writes its estimates in this run: the workspace's target directory (cargo
+/// runs benches from this crate's directory, so a relative `target` would land inside it).
 pub fn criterion_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"))
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
         .join("criterion")
 }
 

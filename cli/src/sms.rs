@@ -62,9 +62,8 @@ pub fn verify(
     let now = now.unwrap_or_else(|| SystemClock.now());
     let verifier = SmsVerifier::new(key.secrets()?, method).clock(FixedClock::new(now));
     let report = verifier.explain(&http_method, query.as_deref(), &headers, &body);
-    let raw = query.as_deref().map_or(&body[..], str::as_bytes);
     print_checks(&report, |check| {
-        line(check, &report, method, raw, verifier.limit())
+        line(check, &report, method, verifier.limit())
     });
     match report.verdict() {
         Ok(sms) => {
@@ -87,14 +86,8 @@ pub fn verify(
     }
 }
 
-/// What to print for `check` of an SMS report; `raw` is the request's parameters as sent.
-fn line(
-    check: Check,
-    report: &Report<VerifiedSms>,
-    method: SignatureMethod,
-    raw: &[u8],
-    limit: usize,
-) -> Line {
+/// What to print for `check` of an SMS report.
+fn line(check: Check, report: &Report<VerifiedSms>, method: SignatureMethod, limit: usize) -> Line {
     let facts = report.facts();
     let refused = match report.verdict() {
         Err(rejection)
@@ -150,7 +143,7 @@ fn line(
                         .into(),
                 );
             }
-            if raw.contains(&b'+') {
+            if facts.sms_plus_in_encoding == Some(true) {
                 hints.push(
                     "the request holds +, which decodes to a space: if a literal + was meant, \
                      it must arrive as %2B"

@@ -581,7 +581,7 @@ mod sms {
                 );
                 assert!(!library(&v.secret, method, at, params), "{}", v.name);
                 assert!(
-                    out.contains(&format!("FAIL  ")) && out.contains(&format!("[{code}]")),
+                    out.contains("FAIL  ") && out.contains(&format!("[{code}]")),
                     "{out}"
                 );
             }

@@ -7,10 +7,14 @@
 //! with `&` and `=` inside a value replaced by `_` ([`signed_string`]); the method is the
 //! account's setting ([`SignatureMethod`]), configured, never guessed.
 
+#[cfg(feature = "events")]
+mod event;
 mod params;
 mod signature;
 mod verify;
 
+#[cfg(feature = "events")]
+pub use event::{ConcatPart, DeliveryReceipt, InboundSms, MessageType, ReceiptStatus, SmsEvent};
 pub use params::{ParamsError, SmsParams};
 pub use signature::{signed_string, SignatureMethod, UnknownMethod};
 pub use verify::{SmsVerifier, VerifiedSms, DEFAULT_SMS_MAX_AGE};

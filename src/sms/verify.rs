@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, HeaderMap, Method};
+use sha2::Digest;
 
 use crate::claims::SecretUsed;
 use crate::clock::{Clock, SystemClock};
@@ -70,6 +71,7 @@ pub struct VerifiedSms {
     api_key: String,
     secret: SecretUsed,
     timestamp: u64,
+    replay_id: String,
 }
 
 impl VerifiedSms {
@@ -93,12 +95,11 @@ impl VerifiedSms {
         self.timestamp
     }
 
-    /// What identifies this request in the replay store: the `nonce`, else the `sig`.
+    /// What identifies this request in the replay store and in logs: the `nonce`, else
+    /// `sig-sha256:` and the first 32 hex digits of the SHA-256 of the `sig` (stable for a
+    /// request, and never the authenticator itself, which logs must not carry).
     pub fn replay_id(&self) -> &str {
-        self.params
-            .get("nonce")
-            .or_else(|| self.params.get("sig"))
-            .unwrap_or_default()
+        &self.replay_id
     }
 }
 
@@ -254,9 +255,17 @@ impl SmsVerifier {
             .as_ref()
             .map(|_| ())
             .map_err(|_| Rejection::MalformedParameters);
-        obs.checked(Check::Parameters, check, |d| match &params {
-            Ok(params) => d.note_sms_params(params),
-            Err(err) => d.sms_params_error = Some(err.to_string()),
+        let raw = if *method == Method::GET {
+            query.unwrap_or_default().as_bytes()
+        } else {
+            body
+        };
+        obs.checked(Check::Parameters, check, |d| {
+            d.sms_plus_in_encoding = Some(raw.contains(&b'+'));
+            match &params {
+                Ok(params) => d.note_sms_params(params),
+                Err(err) => d.sms_params_error = Some(err.to_string()),
+            }
         })?;
         let params = params.map_err(|_| Rejection::MalformedParameters)?;
         self.check_params(params, now, obs)
@@ -319,7 +328,17 @@ impl SmsVerifier {
         obs.checked(Check::Time, check, |d| {
             d.iat_offset_secs = timestamp.map(|t| offset(now, t));
         })?;
+        let replay_id = match params.get("nonce") {
+            Some(nonce) => nonce.to_owned(),
+            None => {
+                // Lower-cased first: the same sig in the other case is the same request.
+                let sig = sig.to_ascii_lowercase();
+                let digest: [u8; 32] = sha2::Sha256::digest(sig.as_bytes()).into();
+                format!("sig-sha256:{}", &crate::payload::hex(&digest)[..32])
+            }
+        };
         Ok(VerifiedSms {
+            replay_id,
             api_key: api_key.unwrap_or_default().to_owned(),
             secret: SecretUsed::new(index, secrets[index].clone_label()),
             timestamp: timestamp.unwrap_or_default(),

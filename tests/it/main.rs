@@ -20,6 +20,7 @@ mod redis_faults;
 mod redis_store;
 mod rejections;
 mod replay;
+mod sms_events;
 mod sms_server;
 mod sms_vectors;
 mod sqlite_store;

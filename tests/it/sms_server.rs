@@ -26,6 +26,7 @@ async fn echo(Extension(sms): Extension<VerifiedSms>, body: Bytes) -> Json<Value
         "api_key": sms.api_key(),
         "nonce": sms.replay_id(),
         "text": sms.params().get("text"),
+        "kind": sms.event().kind(),
         "body_len": body.len(),
     }))
 }
@@ -127,6 +128,7 @@ async fn every_method_on_every_encoding_with_either_case_of_hex() {
                 "{method} {encoding:?}: {reply:?}"
             );
             assert_eq!(reply.json()["text"], "Hello & welcome = yes, 100% +1");
+            assert_eq!(reply.json()["kind"], "inbound");
             assert_eq!(reply.json()["nonce"], format!("nonce-{method}-{i}"));
         }
     }
@@ -303,7 +305,16 @@ async fn without_a_nonce_the_sig_is_the_replay_key() {
     let sig = method.sign(&params, SECRET.as_bytes());
     params.set("sig", sig.clone());
     let reply = deliver(addr, &params, Encoding::Form).await;
-    assert_eq!(reply.json()["nonce"], sig);
+    let id = reply.json()["nonce"].as_str().unwrap().to_owned();
+    // Derived from the sig, never the sig itself (it is an authenticator: logs must not carry it).
+    assert!(id.starts_with("sig-sha256:") && !id.contains(&sig), "{id}");
+    // The same sig in another case is the same request: still a replay.
+    params.set("sig", sig.to_uppercase());
+    assert_eq!(
+        deliver(addr, &params, Encoding::Form).await.error(),
+        "replayed_token"
+    );
+    params.set("sig", sig.clone());
     assert_eq!(
         deliver(addr, &params, Encoding::Form).await.error(),
         "replayed_token"

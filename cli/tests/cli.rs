@@ -30,11 +30,8 @@ struct Server {
     _runtime: tokio::runtime::Runtime,
 }
 
-/// The server with this test's project, and the URL of `path` on it.
-fn server(path: &str) -> (Server, String) {
-    async fn accepted(Extension(claims): Extension<VonageClaims>) -> String {
-        format!(r#"{{"jti":"{}"}}"#, claims.jti())
-    }
+/// Serves `app` on a loopback port from a runtime of its own; the URL of `path` on it.
+fn serve(app: Router, path: &str) -> (Server, String) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -44,36 +41,34 @@ fn server(path: &str) -> (Server, String) {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}{path}", listener.local_addr().unwrap());
-    let secrets = Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap());
-    let app = Router::new()
-        .route("/vonage/{*event}", post(accepted))
-        .layer(SecureCallbackLayer::new(secrets));
     runtime.spawn(async move { axum::serve(listener, app).await });
     (Server { _runtime: runtime }, url)
 }
 
-/// A server on loopback with the SMS layer (sha1) for this test's account at `/vonage/sms`.
+/// The server with this test's project, and the URL of `path` on it.
+fn server(path: &str) -> (Server, String) {
+    async fn accepted(Extension(claims): Extension<VonageClaims>) -> String {
+        format!(r#"{{"jti":"{}"}}"#, claims.jti())
+    }
+    let secrets = Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap());
+    let app = Router::new()
+        .route("/vonage/{*event}", post(accepted))
+        .layer(SecureCallbackLayer::new(secrets));
+    serve(app, path)
+}
+
+/// A server with the SMS layer (sha1) for this test's account, and the URL of `/vonage/sms`.
 fn sms_server() -> (Server, String) {
     use vonage_secure_callbacks::sms::{SignatureMethod, SmsVerifier, VerifiedSms};
     async fn accepted(Extension(sms): Extension<VerifiedSms>) -> String {
         format!(r#"{{"nonce":"{}"}}"#, sms.replay_id())
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}/vonage/sms", listener.local_addr().unwrap());
     let secrets = Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap());
     let verifier = SmsVerifier::new(secrets, SignatureMethod::HmacSha1);
     let app = Router::new()
         .route("/vonage/sms", axum::routing::get(accepted))
         .layer(SecureCallbackLayer::sms(verifier));
-    runtime.spawn(async move { axum::serve(listener, app).await });
-    (Server { _runtime: runtime }, url)
+    serve(app, "/vonage/sms")
 }
 
 /// Runs a `curl` command line as printed, and returns its output with the status code last.

@@ -6,6 +6,13 @@
 //! The signed string is every parameter but `sig`, sorted by name, each written `&name=value`
 //! with `&` and `=` inside a value replaced by `_` ([`signed_string`]); the method is the
 //! account's setting ([`SignatureMethod`]), configured, never guessed.
+//!
+//! Where the SDKs disagree, this follows the signing guide and the majority (PHP, Node, Python,
+//! Ruby): `&` and `=` are replaced in values only, not in names (Java and .NET replace them in
+//! names too); a parameter with an empty value is signed like any other (Java drops blank
+//! values); names are sorted by their bytes. The `timestamp` is checked (only Java does, at
+//! ±5 min): within [`DEFAULT_SMS_MAX_AGE`] behind and 5 min ahead, so that Vonage's own retries
+//! pass and a stale capture does not.
 
 #[cfg(feature = "events")]
 mod event;

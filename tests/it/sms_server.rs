@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use axum::routing::any;
 use axum::{Extension, Json, Router};
 use vonage_secure_callbacks::dangerous::short_secret;
+use vonage_secure_callbacks::replay::{ReplayStore, SqliteReplayStore};
 use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams, SmsVerifier, VerifiedSms};
 use vonage_secure_callbacks::{
     FixedClock, MemoryReplayStore, Rejection, Secrets, SecureCallbackLayer,
@@ -33,11 +34,22 @@ async fn echo(Extension(sms): Extension<VerifiedSms>, body: Bytes) -> Json<Value
 
 /// A server verifying `method` with `secret` for `api_key` at time `now`, with a store of its own.
 async fn server(method: SignatureMethod, api_key: &str, secret: &str, now: u64) -> SocketAddr {
+    server_with(method, api_key, secret, now, MemoryReplayStore::new()).await
+}
+
+/// As [`server`], with the replay store `store`.
+async fn server_with<R: ReplayStore>(
+    method: SignatureMethod,
+    api_key: &str,
+    secret: &str,
+    now: u64,
+    store: R,
+) -> SocketAddr {
     let secrets = Secrets::new().project(api_key, short_secret(secret).unwrap());
     let verifier = SmsVerifier::new(secrets, method)
         .clock(FixedClock::new(now))
         .body_limit(4096);
-    let layer = SecureCallbackLayer::sms(verifier).replay_store(MemoryReplayStore::new());
+    let layer = SecureCallbackLayer::sms(verifier).replay_store(store);
     serve_axum(Router::new().route("/vonage/sms", any(echo)).layer(layer)).await
 }
 
@@ -317,6 +329,47 @@ async fn without_a_nonce_the_sig_is_the_replay_key() {
     params.set("sig", sig.clone());
     assert_eq!(
         deliver(addr, &params, Encoding::Form).await.error(),
+        "replayed_token"
+    );
+}
+
+/// The durable store keeps an SMS delivery across a restart (the file reopened by a new
+/// server), as it does a JWT callback's.
+#[tokio::test]
+async fn a_delivered_sms_stays_delivered_in_the_sqlite_store_across_a_restart() {
+    let dir = crate::common::example::TempDir::new("sms-sqlite");
+    let file = dir.0.join("window.sqlite3");
+    let method = SignatureMethod::HmacSha256;
+    let params = inbound(method, "n-durable");
+    let store = SqliteReplayStore::open(&file).unwrap();
+    let addr = server_with(method, API_KEY, SECRET, NOW, store).await;
+    assert_eq!(
+        deliver(addr, &params, Encoding::Form).await.status,
+        StatusCode::OK
+    );
+    let reopened = SqliteReplayStore::open(&file).unwrap();
+    let addr = server_with(method, API_KEY, SECRET, NOW, reopened).await;
+    let again = deliver(addr, &params, Encoding::Json).await;
+    assert_eq!(again.error(), "replayed_token", "{again:?}");
+}
+
+/// Two instances on one Redis: an SMS delivered by one is a replay at the other.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn an_sms_delivered_by_one_instance_is_refused_by_the_other_through_redis() {
+    use vonage_secure_callbacks::replay::RedisReplayStore;
+    let redis = crate::common::redis_servers::RedisServer::start();
+    let store = || async { RedisReplayStore::connect(&redis.url()).await.unwrap() };
+    let method = SignatureMethod::Md5Hash;
+    let a = server_with(method, API_KEY, SECRET, NOW, store().await).await;
+    let b = server_with(method, API_KEY, SECRET, NOW, store().await).await;
+    let params = inbound(method, "n-redis");
+    assert_eq!(
+        deliver(a, &params, Encoding::Query).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        deliver(b, &params, Encoding::Query).await.error(),
         "replayed_token"
     );
 }

@@ -3,6 +3,7 @@
 //! command line (where shell history and `ps` would keep them).
 
 mod keys;
+mod proxy;
 mod report;
 mod send;
 mod sign;
@@ -86,6 +87,10 @@ enum Command {
         #[command(flatten)]
         key: keys::KeyArgs,
     },
+    /// Run a verifying proxy in front of an app in any language: verified callbacks are
+    /// forwarded to the upstream, byte for byte, with X-Vonage-* headers saying what was
+    /// verified; the upstream's 2xx marks them delivered.
+    Proxy(Box<proxy::ProxyArgs>),
     /// Send a signed Video event from the built-in samples to a URL (http://).
     Send {
         /// The event: one of `vonage-callbacks send --list`.
@@ -128,6 +133,7 @@ fn main() -> ExitCode {
             curl,
             key,
         } => sms::sign(method, &query, curl.as_deref(), &key),
+        Command::Proxy(args) => proxy::run(*args),
         Command::Send { list: true, .. } => {
             send::list();
             Ok(true)

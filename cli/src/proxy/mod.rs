@@ -1,0 +1,223 @@
+//! `proxy`: a verifying reverse proxy, so that an app in any language gets the layer's whole
+//! protection. Each request runs through the library's layer (JWT, or the SMS `sig` scheme on
+//! the paths given), and only a verified one is forwarded, byte for byte, with what was verified
+//! in `X-Vonage-*` headers. The upstream's answer goes back unchanged, and decides delivery: the
+//! `jti` is burnt only on its 2xx.
+
+mod admin;
+mod forward;
+mod headers;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use http::Uri;
+use tower::Layer;
+use vonage_secure_callbacks::replay::{ReplayStore, SqliteReplayStore};
+use vonage_secure_callbacks::sms::{SignatureMethod, SmsVerifier};
+use vonage_secure_callbacks::{CallbackVerifier, MemoryReplayStore, SecureCallbackLayer};
+
+use crate::keys::KeyArgs;
+use crate::Error;
+use forward::Forward;
+
+/// Upstream answers by status (`2xx` codes, `unreachable`, `timeout`).
+pub const UPSTREAM_RESPONSES: &str = "vonage_proxy_upstream_responses_total";
+/// Time to the upstream's whole answer, seconds.
+pub const UPSTREAM_SECONDS: &str = "vonage_proxy_upstream_seconds";
+
+/// How the proxy runs: flags, each with an environment variable.
+#[derive(clap::Args)]
+pub struct ProxyArgs {
+    /// Where Vonage's callbacks arrive.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_LISTEN",
+        hide_env_values = true,
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: SocketAddr,
+    /// Where verified callbacks go (http://host:port, with an optional path prefix).
+    #[arg(long, env = "VONAGE_PROXY_UPSTREAM", hide_env_values = true)]
+    upstream: Uri,
+    /// The admin listener (/healthz, /metrics), apart from the public one.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_ADMIN_LISTEN",
+        hide_env_values = true,
+        default_value = "127.0.0.1:9090"
+    )]
+    admin_listen: SocketAddr,
+    /// A path served with the SMS `sig` scheme, as PATH=METHOD (`/vonage/sms=sha256`);
+    /// repeatable. Every other path uses the JWT scheme.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_SMS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    sms: Vec<String>,
+    /// Where delivered callbacks are remembered: memory, sqlite:PATH or redis://… .
+    #[arg(
+        long,
+        env = "VONAGE_REPLAY_STORE",
+        hide_env_values = true,
+        default_value = "sqlite:replay-window.sqlite3"
+    )]
+    replay_store: String,
+    /// Largest body accepted, in bytes.
+    #[arg(long, env = "VONAGE_PROXY_BODY_LIMIT", hide_env_values = true, default_value_t = 1024 * 1024)]
+    body_limit: usize,
+    /// How long the upstream may take to answer, in seconds (then 504; Vonage retries).
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_UPSTREAM_TIMEOUT",
+        hide_env_values = true,
+        default_value_t = 10
+    )]
+    upstream_timeout: u64,
+    /// How long callbacks in flight may take to finish after SIGTERM or SIGINT, in seconds.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_SHUTDOWN_TIMEOUT",
+        hide_env_values = true,
+        default_value_t = 20
+    )]
+    shutdown_timeout: u64,
+    /// Forward the `Authorization` header too (dropped by default: the upstream has the
+    /// verified facts, and a token it might log is a replayable callback elsewhere).
+    #[arg(long, env = "VONAGE_PROXY_KEEP_AUTHORIZATION", hide_env_values = true)]
+    keep_authorization: bool,
+    /// Log one JSON object per line instead of text.
+    #[arg(long, env = "VONAGE_PROXY_JSON_LOGS", hide_env_values = true)]
+    json_logs: bool,
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+/// An SMS path and its method, from `PATH=METHOD`.
+fn sms_path(setting: &str) -> Result<(String, SignatureMethod), Error> {
+    let (path, method) = setting
+        .split_once('=')
+        .ok_or_else(|| format!("--sms {setting:?}: give PATH=METHOD, e.g. /vonage/sms=sha256"))?;
+    if !path.starts_with('/') {
+        return Err(format!("--sms {setting:?}: the path must start with /").into());
+    }
+    Ok((
+        path.to_owned(),
+        method.parse().map_err(|err| format!("--sms: {err}"))?,
+    ))
+}
+
+pub fn run(args: ProxyArgs) -> Result<bool, Error> {
+    if args.upstream.scheme_str() != Some("http") || args.upstream.authority().is_none() {
+        return Err("--upstream must be an http:// URL with a host".into());
+    }
+    let sms: Vec<(String, SignatureMethod)> = args
+        .sms
+        .iter()
+        .map(|s| sms_path(s))
+        .collect::<Result<_, _>>()?;
+    let secrets = args.key.secrets()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let log = tracing_subscriber::fmt().with_target(true);
+        if args.json_logs {
+            log.json().init();
+        } else {
+            log.init();
+        }
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|err| format!("metrics: {err}"))?;
+        vonage_secure_callbacks::metrics::describe();
+        let setting = args.replay_store.clone();
+        match setting.as_str() {
+            "memory" => serve(args, secrets, sms, MemoryReplayStore::new(), recorder).await,
+            s if s.starts_with("sqlite:") => {
+                let store = SqliteReplayStore::open(&s["sqlite:".len()..])?;
+                serve(args, secrets, sms, store, recorder).await
+            }
+            s if s.starts_with("redis://") || s.starts_with("rediss://") => {
+                let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(s).await?;
+                serve(args, secrets, sms, store, recorder).await
+            }
+            _ => Err("--replay-store must be memory, sqlite:PATH or redis://…".into()),
+        }
+    })
+}
+
+async fn serve<R: ReplayStore>(
+    args: ProxyArgs,
+    secrets: vonage_secure_callbacks::Secrets,
+    sms: Vec<(String, SignatureMethod)>,
+    store: R,
+    recorder: metrics_exporter_prometheus::PrometheusHandle,
+) -> Result<bool, Error> {
+    let forward = Forward::new(
+        args.upstream.clone(),
+        Duration::from_secs(args.upstream_timeout),
+        args.keep_authorization,
+    );
+    let jwt = CallbackVerifier::new(secrets.clone()).body_limit(args.body_limit);
+    let jwt = SecureCallbackLayer::new(jwt).replay_store(store.clone());
+    let mut public = Router::new().fallback_service(jwt.layer(forward.clone()));
+    for (path, method) in &sms {
+        let verifier = SmsVerifier::new(secrets.clone(), *method).body_limit(args.body_limit);
+        let layer = SecureCallbackLayer::sms(verifier).replay_store(store.clone());
+        public = public.route_service(path, layer.layer(forward.clone()));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen).await?;
+    println!(
+        "proxy: listening on http://{}, forwarding verified callbacks to {}; admin on http://{}",
+        listener.local_addr()?,
+        args.upstream,
+        admin_listener.local_addr()?
+    );
+    for (path, method) in &sms {
+        println!("proxy: {path} verified as SMS ({method})");
+    }
+    let admin = admin::router(store, recorder);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let admin_task = tokio::spawn({
+        let mut stopped = stopped.clone();
+        async move {
+            let shutdown = async move {
+                let _ = stopped.changed().await;
+            };
+            axum::serve(admin_listener, admin)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    });
+    let mut public_stopped = stopped;
+    let server = axum::serve(listener, public).with_graceful_shutdown(async move {
+        let _ = public_stopped.changed().await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    signal().await;
+    tracing::info!(target: "vonage_callbacks::proxy", "stopping: no new connections; finishing callbacks in flight");
+    let _ = stop.send(true);
+    // In-flight callbacks finish (and settle) within the bound; then the process ends.
+    let bound = Duration::from_secs(args.shutdown_timeout);
+    let finished = tokio::time::timeout(bound, server).await.is_ok();
+    let _ = admin_task.await;
+    if !finished {
+        tracing::warn!(target: "vonage_callbacks::proxy", "callbacks still in flight after the shutdown timeout: their reservations expire with the in-flight TTL");
+    }
+    Ok(true)
+}
+
+/// SIGTERM or SIGINT.
+async fn signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

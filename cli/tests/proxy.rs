@@ -1,0 +1,576 @@
+//! `vonage-callbacks proxy` with a real upstream in another language (a Python standard-library
+//! server, `upstream.py`, that records exactly what it received) on loopback: what reaches the
+//! upstream, what comes back, and when a callback counts as delivered.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use vonage_secure_callbacks::test_util::CallbackSigner;
+
+const API_KEY: &str = "47123456";
+const SECRET: &str = "proxy-test-project-signature-secret-01";
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The first line of `child`'s stdout that starts with `prefix`, within 20 s.
+fn line_starting(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.starts_with(prefix) {
+            // Keep draining, so that the child never blocks on a full pipe.
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return line;
+        }
+    }
+    panic!("no line starting {prefix:?}");
+}
+
+/// One request the upstream received: its path, headers (names lower-cased) and body.
+type Received = (String, Vec<(String, String)>, Vec<u8>);
+
+/// The Python upstream, recording into `dir/requests.jsonl`, on `port` (0: any).
+struct Upstream {
+    _child: Killed,
+    port: u16,
+    record: PathBuf,
+}
+
+impl Upstream {
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        let record = dir.join("requests.jsonl");
+        let mut child = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/upstream.py"))
+            .arg(&record)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the upstream");
+        let line = line_starting(&mut child, "listening ");
+        let port = line["listening ".len()..].trim().parse().unwrap();
+        Self {
+            _child: Killed(child),
+            port,
+            record,
+        }
+    }
+
+    /// What it received, oldest first.
+    fn received(&self) -> Vec<Received> {
+        let text = std::fs::read_to_string(&self.record).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let headers = v["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| {
+                        (
+                            h[0].as_str().unwrap().to_ascii_lowercase(),
+                            h[1].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                let body = base64::engine::general_purpose::STANDARD
+                    .decode(v["body"].as_str().unwrap())
+                    .unwrap();
+                (v["path"].as_str().unwrap().to_owned(), headers, body)
+            })
+            .collect()
+    }
+}
+
+/// The proxy in front of `upstream_port`, with `args` added.
+struct Proxy {
+    child: Child,
+    addr: String,
+    admin: String,
+}
+
+impl Proxy {
+    fn start(upstream_port: u16, args: &[&str], dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vonage-callbacks"))
+            .current_dir(dir)
+            .env("VONAGE_API_KEY", API_KEY)
+            .env("VONAGE_SIGNATURE_SECRET", SECRET)
+            .env_remove("VONAGE_SIGNATURE_SECRET_PREVIOUS")
+            .env("RUST_LOG", "info")
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--upstream", &format!("http://127.0.0.1:{upstream_port}")])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let line = line_starting(&mut child, "proxy: listening on http://");
+        let addr = line["proxy: listening on http://".len()..]
+            .split(',')
+            .next()
+            .unwrap()
+            .to_owned();
+        let admin = line.rsplit("admin on http://").next().unwrap().to_owned();
+        Self { child, addr, admin }
+    }
+
+    /// SIGTERM, then the exit status within 30 s.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the proxy did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What came back: status, headers, body.
+type Answer = (u16, http::HeaderMap, Vec<u8>);
+
+/// One request, over a fresh client, within 30 s.
+fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut request = http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .unwrap();
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+            .await
+            .expect("an answer within 30 s")
+            .expect("the request went through");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes().to_vec();
+        (parts.status.as_u16(), parts.headers, body)
+    })
+}
+
+fn signer() -> CallbackSigner {
+    CallbackSigner::new(API_KEY, SECRET).application_id("aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+}
+
+/// POSTs `body` with `authorization` to `path` on the proxy.
+fn callback(proxy: &Proxy, path: &str, authorization: &str, body: &[u8]) -> Answer {
+    let url = format!("http://{}{path}", proxy.addr);
+    let headers = [
+        ("authorization", authorization),
+        ("content-type", "application/json"),
+        ("x-vonage-jti", "forged-by-the-client"),
+        ("x-vonage-verified", "1"),
+        ("X-Vonage-Role", "admin"),
+        ("x-request-id", "kept-end-to-end"),
+    ];
+    send("POST", &url, &headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn verified_callbacks_reach_the_upstream_byte_for_byte_with_the_verified_facts() {
+    let dir = scratch("proxy-bytes");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--body-limit", "2000000"],
+        &dir,
+    );
+    let mut not_utf8 = vec![0xff, 0xfe, 0x00, b'{'];
+    not_utf8.extend((0..=255u8).cycle().take(3000));
+    let bodies: [Vec<u8>; 3] = [
+        br#"{"sessionId":"2_MX4","event":"connectionCreated"}"#.to_vec(),
+        not_utf8,
+        vec![b'x'; 1024 * 1024],
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        let token = signer().token(body);
+        let authorization = format!("Bearer {token}");
+        let (status, headers, reply) = callback(
+            &proxy,
+            &format!("/vonage/video?n={i}"),
+            &authorization,
+            body,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+        assert_eq!(reply, b"upstream ok");
+        assert_eq!(
+            headers["x-upstream"], "python",
+            "the upstream's headers come back"
+        );
+
+        let received = upstream.received();
+        let (path, got, got_body) = received.last().unwrap();
+        assert_eq!(path, &format!("/vonage/video?n={i}"));
+        assert_eq!(got_body, body, "byte for byte");
+        let jti = token_claim(&token, "jti");
+        assert_eq!(
+            header(got, "x-vonage-jti"),
+            Some(jti.as_str()),
+            "the client's forgery is gone"
+        );
+        assert_eq!(header(got, "x-vonage-verified"), Some("1"));
+        assert_eq!(header(got, "x-vonage-api-key"), Some(API_KEY));
+        assert_eq!(
+            header(got, "x-vonage-application-id"),
+            Some("aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+        );
+        assert_eq!(header(got, "x-vonage-secret"), Some("current"));
+        assert_eq!(header(got, "x-request-id"), Some("kept-end-to-end"));
+        assert_eq!(header(got, "authorization"), None, "dropped by default");
+        assert_eq!(got.iter().filter(|(n, _)| n == "x-vonage-jti").count(), 1);
+        assert_eq!(
+            header(got, "x-vonage-role"),
+            None,
+            "no X-Vonage-* of the client's passes"
+        );
+
+        // The same callback again: a replay, refused without reaching the upstream.
+        let before = upstream.received().len();
+        let (status, _, reply) = callback(&proxy, "/vonage/video", &authorization, body);
+        assert_eq!(status, 409, "{}", String::from_utf8_lossy(&reply));
+        assert_eq!(upstream.received().len(), before);
+    }
+    // A forgery never reaches it either.
+    let forged =
+        CallbackSigner::new(API_KEY, "not-the-secret-not-the-secret-not-000").authorization(b"{}");
+    assert_eq!(callback(&proxy, "/vonage/video", &forged, b"{}").0, 401);
+    assert_eq!(upstream.received().len(), 3);
+}
+
+/// A claim of a token, unverified (the test made the token).
+fn token_claim(token: &str, name: &str) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    claims[name].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_upstreams_status_and_body_pass_through_and_decide_delivery() {
+    let dir = scratch("proxy-statuses");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--keep-authorization"],
+        &dir,
+    );
+    for (status, delivered) in [
+        (500, false),
+        (503, false),
+        (404, false),
+        (409, false),
+        (201, true),
+        (204, true),
+    ] {
+        let body = format!(r#"{{"case":{status}}}"#);
+        let authorization = signer().authorization(body.as_bytes());
+        let path = format!("/status/{status}");
+        let (got, _, reply) = callback(&proxy, &path, &authorization, body.as_bytes());
+        assert_eq!(got, status);
+        if status != 204 {
+            assert_eq!(reply, format!("upstream says {status}").as_bytes());
+        }
+        // Vonage's retry of the same callback: released (reaches the upstream again) unless
+        // the upstream said 2xx.
+        let before = upstream.received().len();
+        let (again, _, _) = callback(&proxy, &path, &authorization, body.as_bytes());
+        if delivered {
+            assert_eq!(again, 409, "{status}");
+            assert_eq!(upstream.received().len(), before, "{status}");
+        } else {
+            assert_eq!(again, status, "{status}");
+            assert_eq!(upstream.received().len(), before + 1, "{status}");
+        }
+    }
+    let received = upstream.received();
+    assert!(
+        header(&received[0].1, "authorization").is_some(),
+        "--keep-authorization keeps it"
+    );
+}
+
+#[test]
+fn an_upstream_down_is_502_then_the_retry_is_delivered_once_it_is_back() {
+    let dir = scratch("proxy-down");
+    // A port nothing listens on (taken, then let go).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = Proxy::start(port, &["--replay-store", "memory"], &dir);
+    let body = br#"{"event":"archive"}"#;
+    let authorization = signer().authorization(body);
+    let (status, _, reply) = callback(&proxy, "/vonage/archive", &authorization, body);
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(reply, br#"{"error":"upstream_unreachable"}"#);
+    let upstream = Upstream::start(&dir, port);
+    let (status, _, _) = callback(&proxy, "/vonage/archive", &authorization, body);
+    assert_eq!(status, 200);
+    assert_eq!(upstream.received().len(), 1);
+    assert_eq!(
+        callback(&proxy, "/vonage/archive", &authorization, body).0,
+        409
+    );
+}
+
+#[test]
+fn a_hanging_upstream_is_504_and_the_callback_is_released() {
+    let dir = scratch("proxy-hang");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--upstream-timeout", "1"],
+        &dir,
+    );
+    let body = br#"{"event":"slow"}"#;
+    let authorization = signer().authorization(body);
+    let started = Instant::now();
+    let (status, _, reply) = callback(&proxy, "/hang", &authorization, body);
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&reply));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Released: the retry (to a path that answers) is delivered.
+    assert_eq!(callback(&proxy, "/vonage/ok", &authorization, body).0, 200);
+}
+
+#[test]
+fn sigterm_lets_callbacks_in_flight_finish_then_exits_0() {
+    let dir = scratch("proxy-sigterm");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(upstream.port, &["--replay-store", "memory"], &dir);
+    let addr = proxy.addr.clone();
+    let in_flight: Vec<_> = (0..3)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"n":{i}}}"#);
+                let authorization = signer().authorization(body.as_bytes());
+                send(
+                    "POST",
+                    &format!("http://{addr}/slow/{i}"),
+                    &[("authorization", &authorization)],
+                    body.as_bytes(),
+                )
+                .0
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let status = proxy.terminate();
+    let answers: Vec<u16> = in_flight.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        answers,
+        [200, 200, 200],
+        "each callback in flight was answered"
+    );
+    assert!(status.success(), "{status}");
+    assert_eq!(upstream.received().len(), 3);
+}
+
+#[test]
+fn a_replay_is_refused_across_a_proxy_restart_with_the_durable_store() {
+    let dir = scratch("proxy-restart");
+    let upstream = Upstream::start(&dir, 0);
+    let store = ["--replay-store", "sqlite:window.sqlite3"];
+    let body = br#"{"event":"durable"}"#;
+    let authorization = signer().authorization(body);
+    let proxy = Proxy::start(upstream.port, &store, &dir);
+    assert_eq!(callback(&proxy, "/v", &authorization, body).0, 200);
+    assert!(proxy.terminate().success());
+    let proxy = Proxy::start(upstream.port, &store, &dir);
+    assert_eq!(callback(&proxy, "/v", &authorization, body).0, 409);
+    assert_eq!(upstream.received().len(), 1);
+}
+
+#[test]
+fn healthz_and_metrics_on_the_admin_listener() {
+    let dir = scratch("proxy-admin");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(upstream.port, &["--replay-store", "memory"], &dir);
+    let (status, _, body) = send("GET", &format!("http://{}/healthz", proxy.admin), &[], b"");
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+    let body = br#"{"event":"counted"}"#;
+    let authorization = signer().authorization(body);
+    assert_eq!(callback(&proxy, "/status/201", &authorization, body).0, 201);
+    assert_eq!(callback(&proxy, "/status/201", &authorization, body).0, 409);
+    let (status, _, text) = send("GET", &format!("http://{}/metrics", proxy.admin), &[], b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    // Prometheus text: `name{labels} value`, every sample line parses.
+    let samples: Vec<(&str, f64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name, value.parse::<f64>().unwrap())
+        })
+        .collect();
+    let value = |prefix: &str| {
+        samples
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    };
+    assert_eq!(value("vonage_callbacks_accepted_total"), 1.0, "{text}");
+    assert_eq!(
+        value("vonage_callbacks_refused_total{reason=\"replayed_token\""),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("vonage_proxy_upstream_responses_total{status=\"201\"}"),
+        1.0,
+        "{text}"
+    );
+    assert!(text.contains("vonage_proxy_upstream_seconds"), "{text}");
+}
+
+#[test]
+fn sms_paths_are_verified_by_their_method_and_forwarded() {
+    use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams};
+    let dir = scratch("proxy-sms");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--sms", "/vonage/sms=sha1"],
+        &dir,
+    );
+    let mut params = SmsParams::from_pairs([
+        ("msisdn", "447700900001"),
+        ("text", "Hi & bye"),
+        ("nonce", "n-proxy"),
+    ]);
+    use vonage_secure_callbacks::Clock;
+    params.set(
+        "timestamp",
+        vonage_secure_callbacks::SystemClock.now().to_string(),
+    );
+    let sig = SignatureMethod::HmacSha1.sign(&params, SECRET.as_bytes());
+    params.set("sig", sig);
+    let url = format!("http://{}/vonage/sms?{}", proxy.addr, params.to_form());
+    assert_eq!(send("GET", &url, &[], b"").0, 200);
+    let received = upstream.received();
+    let (path, headers, _) = received.last().unwrap();
+    assert!(path.starts_with("/vonage/sms?msisdn="), "{path}");
+    assert_eq!(header(headers, "x-vonage-nonce"), Some("n-proxy"));
+    assert_eq!(send("GET", &url, &[], b"").0, 409);
+    // Signed by another method than the path's: refused.
+    let sha256 = SignatureMethod::HmacSha256.sign(
+        &SmsParams::from_pairs(params.iter().filter(|(n, _)| *n != "sig")),
+        SECRET.as_bytes(),
+    );
+    let mut other = params.clone();
+    other.set("sig", sha256);
+    other.set("nonce", "n-other");
+    let url = format!("http://{}/vonage/sms?{}", proxy.addr, other.to_form());
+    assert_eq!(send("GET", &url, &[], b"").0, 401);
+}
+
+#[test]
+fn a_bad_configuration_fails_at_start_naming_the_setting_and_no_secret_is_shown() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vonage-callbacks"))
+            .env("VONAGE_API_KEY", API_KEY)
+            .env("VONAGE_SIGNATURE_SECRET", SECRET)
+            .env(
+                "VONAGE_REPLAY_STORE",
+                "redis://user:a-redis-password@127.0.0.1:1/",
+            )
+            .arg("proxy")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains(SECRET) && !text.contains("a-redis-password"),
+            "{text}"
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&[
+        "--upstream",
+        "http://127.0.0.1:1",
+        "--sms",
+        "/vonage/sms=sha384",
+        "--replay-store",
+        "memory",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("--sms"), "{text}");
+    let (code, text) = run(&["--upstream", "ftp://x", "--replay-store", "memory"]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("--upstream"), "{text}");
+    let (code, text) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("--upstream") && text.contains("VONAGE_PROXY_UPSTREAM"),
+        "{text}"
+    );
+}

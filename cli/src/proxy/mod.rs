@@ -124,7 +124,12 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let log = tracing_subscriber::fmt().with_target(true);
+        // Logs on stderr (stdout says where the proxy listens), colour only for a terminal.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let log = tracing_subscriber::fmt()
+            .with_target(true)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi);
         if args.json_logs {
             log.json().init();
         } else {

@@ -93,6 +93,8 @@ struct Refusal {
     rejection: Rejection,
     details: Box<RejectionDetails>,
     stopwatch: Stopwatch,
+    /// The body's length when it was read (the metrics count bodies read, not declared).
+    body_read: Option<usize>,
 }
 
 /// A request that passed the checks made so far, with the readied inner service.
@@ -116,15 +118,21 @@ impl<S> Checked<S> {
     ) -> Refusal {
         let mut details = self.known.facts(self.now, body_len);
         details.delivered_at = delivered_at;
-        self.refused_with(rejection, Box::new(details))
+        self.refused_with(rejection, Box::new(details), body_len)
     }
 
-    fn refused_with(self, rejection: Rejection, mut details: Box<RejectionDetails>) -> Refusal {
+    fn refused_with(
+        self,
+        rejection: Rejection,
+        mut details: Box<RejectionDetails>,
+        body_read: Option<usize>,
+    ) -> Refusal {
         details.note_headers(&self.parts.headers);
         Refusal {
             rejection,
             details,
             stopwatch: self.stopwatch,
+            body_read,
         }
     }
 }
@@ -264,6 +272,7 @@ where
             rejection,
             details,
             stopwatch,
+            body_read: None,
         }),
 
         (StateTake::LookingUp { request, body, .. }, Event::LookedUp(looked)) => {
@@ -312,7 +321,8 @@ where
             match checked {
                 Err(rejection) => {
                     let request = rebuild(Known::Refused);
-                    Next::Refuse(request.refused_with(rejection, failure.take()))
+                    let read = Some(body.len());
+                    Next::Refuse(request.refused_with(rejection, failure.take(), read))
                 }
                 Ok((known, attempt)) => Next::State(State::Reserving {
                     reserve: shared.store.reserve(attempt),
@@ -396,13 +406,13 @@ fn refuse<B, R>(refusal: Refusal, shared: &Shared<R>) -> Response<ResponseBody<B
         rejection,
         details,
         stopwatch,
+        body_read,
     } = refusal;
-    let body_len = details.body_len.and_then(|len| usize::try_from(len).ok());
     stopwatch.refused(
         shared.scheme.secrets(),
         rejection,
         details.api_key.as_deref(),
-        body_len,
+        body_read,
     );
     #[cfg(feature = "tracing")]
     log_rejection(rejection, &details);

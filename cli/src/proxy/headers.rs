@@ -80,7 +80,8 @@ mod tests {
         }
         let mut kept = h.clone();
         strip(&mut h, false);
-        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(names, ["content-type", "x-request-id"]);
         strip(&mut kept, true);
         assert!(kept.contains_key("authorization"));

@@ -139,12 +139,12 @@ impl Proxy {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let line = line_starting(&mut child, "proxy: listening on http://");
-        let addr = line["proxy: listening on http://".len()..]
+        let line = line_starting(&mut child, "proxy: listening on ");
+        let addr = line["proxy: listening on ".len()..]
             .split(',')
             .next()
-            .unwrap()
-            .to_owned();
+            .unwrap();
+        let addr = addr.split("://").nth(1).unwrap().to_owned();
         let admin = line.rsplit("admin on http://").next().unwrap().to_owned();
         Self { child, addr, admin }
     }
@@ -572,5 +572,106 @@ fn a_bad_configuration_fails_at_start_naming_the_setting_and_no_secret_is_shown(
     assert!(
         text.contains("--upstream") && text.contains("VONAGE_PROXY_UPSTREAM"),
         "{text}"
+    );
+}
+
+#[test]
+fn tls_is_terminated_with_the_given_certificate_and_key() {
+    let dir = scratch("proxy-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl makes a test certificate");
+    assert!(made.success());
+    let upstream = Upstream::start(&dir, 0);
+    let tls = [
+        "--replay-store",
+        "memory",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let proxy = Proxy::start(upstream.port, &tls, &dir);
+    let body = dir.join("body.json");
+    std::fs::write(&body, br#"{"event":"over-tls"}"#).unwrap();
+    let authorization = signer().authorization(br#"{"event":"over-tls"}"#);
+    let curl = |scheme: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(&cert)
+            .args(["-H", &format!("Authorization: {authorization}")])
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(format!("{scheme}://{}/vonage/video", proxy.addr))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("https"), "200");
+    assert_eq!(curl("https"), "409", "a replay over TLS is refused as well");
+    assert_ne!(
+        curl("http"),
+        "200",
+        "plain HTTP is not served on the TLS port"
+    );
+    assert_eq!(upstream.received().len(), 1);
+    assert!(proxy.terminate().success());
+
+    // A key that is not one stops the proxy at start, naming the setting.
+    std::fs::write(&key, "not a key").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vonage-callbacks"))
+        .env("VONAGE_API_KEY", API_KEY)
+        .env("VONAGE_SIGNATURE_SECRET", SECRET)
+        .args([
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--replay-store",
+            "memory",
+        ])
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tls-key"),
+        "{out:?}"
     );
 }

@@ -98,6 +98,8 @@ impl Service<Request<VerifiedBody>> for Forward {
             // The Host of the upstream, as a client of it would send.
             parts.headers.remove(http::header::HOST);
             parts.uri = target;
+            // The upstream hop is HTTP/1.1 whatever the client spoke (HTTP/2 over TLS, say).
+            parts.version = http::Version::HTTP_11;
             let body = Full::new(body.into_bytes());
             let outbound = Request::from_parts(parts, body);
             let exchange = async {

@@ -7,6 +7,7 @@
 mod admin;
 mod forward;
 mod headers;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -89,6 +90,25 @@ pub struct ProxyArgs {
     /// verified facts, and a token it might log is a replayable callback elsewhere).
     #[arg(long, env = "VONAGE_PROXY_KEEP_AUTHORIZATION", hide_env_values = true)]
     keep_authorization: bool,
+    /// Terminate TLS on the public listener with this certificate chain (PEM, leaf first);
+    /// with --tls-key.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_TLS_CERT",
+        hide_env_values = true,
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM); with --tls-cert.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_TLS_KEY",
+        hide_env_values = true,
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<std::path::PathBuf>,
     /// Log one JSON object per line instead of text.
     #[arg(long, env = "VONAGE_PROXY_JSON_LOGS", hide_env_values = true)]
     json_logs: bool,
@@ -119,6 +139,10 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         .iter()
         .map(|s| sms_path(s))
         .collect::<Result<_, _>>()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::config(cert, key)?),
+        _ => None,
+    };
     let secrets = args.key.secrets()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -140,28 +164,48 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             .map_err(|err| format!("metrics: {err}"))?;
         vonage_secure_callbacks::metrics::describe();
         let setting = args.replay_store.clone();
+        let setup = Setup {
+            args,
+            secrets,
+            sms,
+            tls,
+            recorder,
+        };
         match setting.as_str() {
-            "memory" => serve(args, secrets, sms, MemoryReplayStore::new(), recorder).await,
+            "memory" => serve(setup, MemoryReplayStore::new()).await,
             s if s.starts_with("sqlite:") => {
-                let store = SqliteReplayStore::open(&s["sqlite:".len()..])?;
-                serve(args, secrets, sms, store, recorder).await
+                let store = SqliteReplayStore::open(&s["sqlite:".len()..])
+                    .map_err(|err| format!("--replay-store: {err}"))?;
+                serve(setup, store).await
             }
             s if s.starts_with("redis://") || s.starts_with("rediss://") => {
-                let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(s).await?;
-                serve(args, secrets, sms, store, recorder).await
+                let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(s)
+                    .await
+                    .map_err(|err| format!("--replay-store: {err}"))?;
+                serve(setup, store).await
             }
             _ => Err("--replay-store must be memory, sqlite:PATH or redis://…".into()),
         }
     })
 }
 
-async fn serve<R: ReplayStore>(
+/// What the proxy runs with, once the configuration was read.
+struct Setup {
     args: ProxyArgs,
     secrets: vonage_secure_callbacks::Secrets,
     sms: Vec<(String, SignatureMethod)>,
-    store: R,
+    tls: Option<rustls::ServerConfig>,
     recorder: metrics_exporter_prometheus::PrometheusHandle,
-) -> Result<bool, Error> {
+}
+
+async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
+    let Setup {
+        args,
+        secrets,
+        sms,
+        tls,
+        recorder,
+    } = setup;
     let forward = Forward::new(
         args.upstream.clone(),
         Duration::from_secs(args.upstream_timeout),
@@ -177,8 +221,9 @@ async fn serve<R: ReplayStore>(
     }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let admin_listener = tokio::net::TcpListener::bind(args.admin_listen).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "proxy: listening on http://{}, forwarding verified callbacks to {}; admin on http://{}",
+        "proxy: listening on {scheme}://{}, forwarding verified callbacks to {}; admin on http://{}",
         listener.local_addr()?,
         args.upstream,
         admin_listener.local_addr()?
@@ -199,17 +244,24 @@ async fn serve<R: ReplayStore>(
                 .await
         }
     });
-    let mut public_stopped = stopped;
-    let server = axum::serve(listener, public).with_graceful_shutdown(async move {
-        let _ = public_stopped.changed().await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let bound = Duration::from_secs(args.shutdown_timeout);
+    let server = match tls {
+        Some(config) => tokio::spawn(tls::serve(listener, config, public, stopped, bound)),
+        None => {
+            let mut public_stopped = stopped;
+            let server = axum::serve(listener, public).with_graceful_shutdown(async move {
+                let _ = public_stopped.changed().await;
+            });
+            tokio::spawn(async move {
+                // In-flight callbacks finish (and settle) within the bound.
+                tokio::time::timeout(bound, server).await.is_ok()
+            })
+        }
+    };
     signal().await;
     tracing::info!(target: "vonage_callbacks::proxy", "stopping: no new connections; finishing callbacks in flight");
     let _ = stop.send(true);
-    // In-flight callbacks finish (and settle) within the bound; then the process ends.
-    let bound = Duration::from_secs(args.shutdown_timeout);
-    let finished = tokio::time::timeout(bound, server).await.is_ok();
+    let finished = server.await.unwrap_or(false);
     let _ = admin_task.await;
     if !finished {
         tracing::warn!(target: "vonage_callbacks::proxy", "callbacks still in flight after the shutdown timeout: their reservations expire with the in-flight TTL");

@@ -136,7 +136,8 @@ impl Proxy {
             .args(["--upstream", &format!("http://127.0.0.1:{upstream_port}")])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Its log, for the tests that read it (and for whoever debugs one).
+            .stderr(std::fs::File::create(dir.join("proxy.log")).unwrap())
             .spawn()
             .unwrap();
         let line = line_starting(&mut child, "proxy: listening on ");
@@ -674,4 +675,45 @@ fn tls_is_terminated_with_the_given_certificate_and_key() {
         String::from_utf8_lossy(&out.stderr).contains("--tls-key"),
         "{out:?}"
     );
+}
+
+#[test]
+fn json_logs_give_one_line_per_callback_with_its_reason_and_upstream() {
+    let dir = scratch("proxy-logs");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--json-logs"],
+        &dir,
+    );
+    let body = br#"{"event":"logged"}"#;
+    let authorization = signer().authorization(body);
+    assert_eq!(callback(&proxy, "/status/202", &authorization, body).0, 202);
+    assert_eq!(callback(&proxy, "/status/202", &authorization, body).0, 409);
+    assert!(proxy.terminate().success());
+    let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{err}: {l}")))
+        .collect();
+    let message = |v: &serde_json::Value| v["fields"]["message"].as_str().unwrap_or("").to_owned();
+    let forwarded: Vec<_> = lines.iter().filter(|v| message(v) == "forwarded").collect();
+    assert_eq!(forwarded.len(), 1, "{log}");
+    let f = &forwarded[0]["fields"];
+    assert_eq!(
+        (f["api_key"].as_str(), f["upstream"].as_str()),
+        (Some(API_KEY), Some("202")),
+        "{log}"
+    );
+    assert!(
+        f["upstream_ms"].is_u64() && f["id"].as_str().unwrap().len() == 36,
+        "{log}"
+    );
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|v| message(v) == "callback rejected")
+        .collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert_eq!(refused[0]["fields"]["reason"], "replayed_token", "{log}");
+    assert!(!log.contains(SECRET) && !log.contains("Bearer"), "{log}");
 }

@@ -150,7 +150,11 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
     runtime.block_on(async move {
         // Logs on stderr (stdout says where the proxy listens), colour only for a terminal.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        // RUST_LOG filters as operators expect (default: info, one line per callback).
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let log = tracing_subscriber::fmt()
+            .with_env_filter(filter)
             .with_target(true)
             .with_writer(std::io::stderr)
             .with_ansi(ansi);

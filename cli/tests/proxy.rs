@@ -638,7 +638,11 @@ fn tls_is_terminated_with_the_given_certificate_and_key() {
             .arg(format!("{scheme}://{}/vonage/video", proxy.addr))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let code = String::from_utf8_lossy(&out.stdout).into_owned();
+        if code == "000" {
+            eprintln!("curl: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        code
     };
     assert_eq!(curl("https"), "200");
     assert_eq!(curl("https"), "409", "a replay over TLS is refused as well");

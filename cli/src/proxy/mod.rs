@@ -90,8 +90,8 @@ pub struct ProxyArgs {
     /// verified facts, and a token it might log is a replayable callback elsewhere).
     #[arg(long, env = "VONAGE_PROXY_KEEP_AUTHORIZATION", hide_env_values = true)]
     keep_authorization: bool,
-    /// Terminate TLS on the public listener with this certificate chain (PEM, leaf first);
-    /// with --tls-key.
+    /// Terminate TLS (HTTP/1.1) on the public listener with this certificate chain (PEM, leaf
+    /// first); with --tls-key.
     #[arg(
         long,
         env = "VONAGE_PROXY_TLS_CERT",

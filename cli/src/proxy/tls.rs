@@ -1,6 +1,7 @@
 //! TLS termination for the public listener, with rustls: a certificate chain and its key from
 //! PEM files, read once at start (a bad file stops the proxy naming it). Each connection is
-//! served by hyper behind a graceful-shutdown watcher, as `axum::serve` does for plain HTTP.
+//! served by hyper (HTTP/1.1) behind a graceful-shutdown watcher, as `axum::serve` does for
+//! plain HTTP.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,7 +37,9 @@ pub fn config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Error> {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|err| format!("--tls-cert/--tls-key: {err}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only, as Vonage sends its callbacks: an HTTP/2 request refused before its body
+    // was read ends in a stream reset that some clients report as an error.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
@@ -72,7 +75,7 @@ pub async fn serve(
             let Ok(tls) = tls else {
                 return;
             };
-            let builder = Builder::new(TokioExecutor::new());
+            let builder = Builder::new(TokioExecutor::new()).http1_only();
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             let _ = watcher.watch(connection.into_owned()).await;
         });

@@ -38,6 +38,17 @@ impl<'a> MakeWriter<'a> for Captured {
     }
 }
 
+/// Captures every event of this thread, at every level, until the guard is dropped.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
 const BODY: &[u8] = br#"{"private":"body-marker-7f3a","event":"sessionCreated"}"#;
 
 async fn call<S>(svc: &mut S, req: Request<Full<Bytes>>) -> S::Response
@@ -50,13 +61,7 @@ where
 
 #[tokio::test]
 async fn tracing_names_reasons_and_never_secrets_tokens_or_bodies() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture();
 
     let mut svc = tower::ServiceBuilder::new()
         .layer(layer_with(|v| v.body_limit(BODY.len())))
@@ -240,13 +245,7 @@ async fn sms_tracing_and_debug_never_show_secrets_sigs_or_messages() {
     use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams, SmsVerifier};
     use vonage_secure_callbacks::{FixedClock, Secret, Secrets};
 
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture();
 
     let method = SignatureMethod::HmacSha256;
     let secrets = Secrets::new().project("a1b2c3d4", Secret::new(SECRET).unwrap());

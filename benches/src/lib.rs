@@ -78,6 +78,18 @@ pub fn naive(token: &str, body: &[u8], secret: &[u8]) -> bool {
     hex == data.claims.payload_hash
 }
 
+/// An HTTP/1 connection to `addr`, Nagle off, its driver spawned on the current runtime.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 /// Where criterion writes its estimates in this run: the workspace's target directory (cargo
 /// runs benches from this crate's directory, so a relative `target` would land inside it).
 pub fn criterion_dir() -> PathBuf {

@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use vonage_callbacks_bench::{body, signer, verifier, API_KEY, NOW, SECRET};
+use vonage_callbacks_bench::{body, connect, signer, verifier, API_KEY, NOW, SECRET};
 use vonage_secure_callbacks::test_util::CallbackSigner;
 
 const CONNECTIONS: usize = 32;
@@ -131,16 +129,6 @@ async fn wait_for(addr: SocketAddr) {
         assert!(Instant::now() < deadline, "{addr} never listened");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
 }
 
 /// Sends `requests` (authorization, body) over `CONNECTIONS` connections; per-request latency.

@@ -1,24 +1,13 @@
 //! The load client's side, for both modes: one connection, one signed POST.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 
-/// An HTTP/1 connection to `addr`, Nagle off.
-pub async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
+pub use vonage_callbacks_bench::connect;
 
 /// POSTs `body` to `path` with `authorization`; the answer must be 204. Returns how long the
 /// exchange took.

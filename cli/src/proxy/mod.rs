@@ -182,12 +182,18 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
                     .map_err(|err| format!("--replay-store: {err}"))?;
                 serve(setup, store).await
             }
+            #[cfg(feature = "redis")]
             s if s.starts_with("redis://") || s.starts_with("rediss://") => {
                 let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(s)
                     .await
                     .map_err(|err| format!("--replay-store: {err}"))?;
                 serve(setup, store).await
             }
+            #[cfg(not(feature = "redis"))]
+            s if s.starts_with("redis://") || s.starts_with("rediss://") => Err(
+                "--replay-store: this build has no Redis store (cargo install vonage-callbacks --features redis)"
+                    .into(),
+            ),
             _ => Err("--replay-store must be memory, sqlite:PATH or redis://…".into()),
         }
     })

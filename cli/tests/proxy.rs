@@ -449,7 +449,12 @@ fn a_replay_is_refused_across_a_proxy_restart_with_the_durable_store() {
 fn healthz_and_metrics_on_the_admin_listener() {
     let dir = scratch("proxy-admin");
     let upstream = Upstream::start(&dir, 0);
-    let proxy = Proxy::start(upstream.port, &["--replay-store", "memory"], &dir);
+    // Two workers here: the multi-thread runtime serves as the default single one does.
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--workers", "2"],
+        &dir,
+    );
     let (status, _, body) = send("GET", &format!("http://{}/healthz", proxy.admin), &[], b"");
     assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
     let body = br#"{"event":"counted"}"#;
@@ -565,6 +570,16 @@ fn a_bad_configuration_fails_at_start_naming_the_setting_and_no_secret_is_shown(
     ]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("--sms"), "{text}");
+    let (code, text) = run(&[
+        "--upstream",
+        "http://127.0.0.1:1",
+        "--workers",
+        "0",
+        "--replay-store",
+        "memory",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(text.contains("--workers"), "{text}");
     let (code, text) = run(&["--upstream", "ftp://x", "--replay-store", "memory"]);
     assert_eq!(code, Some(2));
     assert!(text.contains("--upstream"), "{text}");

@@ -109,6 +109,16 @@ pub struct ProxyArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<std::path::PathBuf>,
+    /// Threads serving callbacks. One (the default) serves tens of thousands a second at the
+    /// least CPU per callback; more spread the load over cores, each callback then costing more
+    /// (its halves may run on different threads).
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_WORKERS",
+        hide_env_values = true,
+        default_value_t = 1
+    )]
+    workers: usize,
     /// Log one JSON object per line instead of text.
     #[arg(long, env = "VONAGE_PROXY_JSON_LOGS", hide_env_values = true)]
     json_logs: bool,
@@ -144,9 +154,16 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         _ => None,
     };
     let secrets = args.key.secrets()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = match args.workers {
+        0 => return Err("--workers must be at least 1".into()),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(async move {
         // Logs on stderr (stdout says where the proxy listens), colour only for a terminal.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

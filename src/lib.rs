@@ -90,6 +90,7 @@ mod explain;
 pub mod extract;
 mod future;
 pub mod guide;
+mod hex;
 mod keyed;
 mod layer;
 #[cfg(feature = "metrics")]

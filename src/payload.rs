@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 /// );
 /// ```
 pub fn payload_hash(body: &[u8]) -> String {
-    hex(&Sha256::digest(body).into())
+    crate::hex::encode(&Sha256::digest(body))
 }
 
 /// True when `claimed` (64 hex digits, either case: SDKs write both) is the SHA-256 of
@@ -26,37 +26,10 @@ pub(crate) fn matches(claimed: &str, payload: &[u8]) -> (bool, [u8; 32]) {
     (equal, actual)
 }
 
-/// Lowercase hex of a digest.
-pub(crate) fn hex(digest: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 15)]));
-    }
-    out
-}
-
-/// Decodes 64 hex digits of either case. The hash is public (it is in the token), so a
-/// data-dependent early exit here leaks nothing.
+/// Decodes exactly 64 hex digits of either case.
 fn decode_hex_32(hex: &str) -> Option<[u8; 32]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
+    (crate::hex::decode_into(hex, &mut out)? == 32).then_some(out)
 }
 
 /// The bytes Vonage hashes into `payload_hash` for a GET webhook: the query parameters, decoded,
@@ -113,7 +86,7 @@ mod tests {
         assert!(matches(&lower.to_uppercase(), b"abc").0);
         assert!(!matches(&lower, b"abd").0);
         assert!(!matches("not hex", b"abc").0);
-        assert_eq!(hex(&matches("", b"abc").1), lower);
+        assert_eq!(crate::hex::encode(&matches("", b"abc").1), lower);
     }
 
     #[test]

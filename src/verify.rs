@@ -410,7 +410,7 @@ impl CallbackVerifier {
             d.note_claims(claims, now);
             d.payload_hash = claims.payload_hash().map(str::to_owned);
             d.body_len = Some(payload.len() as u64);
-            d.payload_sha256 = actual.as_ref().map(payload::hex);
+            d.payload_sha256 = actual.as_ref().map(|digest| crate::hex::encode(digest));
         })
     }
 

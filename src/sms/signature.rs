@@ -74,25 +74,21 @@ impl SignatureMethod {
 
     /// The lowercase hex `sig` of `params` under `secret`.
     pub fn sign(self, params: &SmsParams, secret: &[u8]) -> String {
-        let digest = self.digest(signed_string(params).as_bytes(), secret);
-        let mut hex = String::with_capacity(digest.len() * 2);
-        for byte in digest {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-        }
-        hex
+        crate::hex::encode(&self.digest(signed_string(params).as_bytes(), secret))
     }
 
     /// True when `sig` (hex of either case: SDKs write both) is the signature of `params` under
     /// `secret`, compared in constant time.
     pub(crate) fn verifies(self, params: &SmsParams, secret: &[u8], sig: &str) -> bool {
         let expected = self.digest(signed_string(params).as_bytes(), secret);
-        let Some(given) = decode_hex(sig) else {
+        // The longest digest, SHA-512's; a longer sig fails to decode.
+        let mut given = [0u8; 64];
+        let Some(len) = crate::hex::decode_into(sig, &mut given) else {
             return false;
         };
         // Lengths are public (they follow from the method); the bytes are compared in
         // constant time.
-        given.len() == expected.len() && bool::from(given.ct_eq(&expected))
+        len == expected.len() && bool::from(given[..len].ct_eq(&expected))
     }
 }
 
@@ -151,25 +147,6 @@ pub fn signed_string(params: &SmsParams) -> String {
     out
 }
 
-/// Hex of either case, whole bytes only.
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let hex = hex.as_bytes();
-    if !hex.len().is_multiple_of(2) || hex.len() > 128 {
-        return None;
-    }
-    hex.chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,12 +165,5 @@ mod tests {
         for m in SignatureMethod::ALL {
             assert_eq!(m.name().parse(), Ok(m));
         }
-    }
-
-    #[test]
-    fn hex_of_either_case_and_no_other() {
-        assert_eq!(decode_hex("0aFf"), Some(vec![10, 255]));
-        assert_eq!(decode_hex("0g"), None);
-        assert_eq!(decode_hex("abc"), None);
     }
 }

@@ -334,7 +334,7 @@ impl SmsVerifier {
                 // Lower-cased first: the same sig in the other case is the same request.
                 let sig = sig.to_ascii_lowercase();
                 let digest: [u8; 32] = sha2::Sha256::digest(sig.as_bytes()).into();
-                format!("sig-sha256:{}", &crate::payload::hex(&digest)[..32])
+                format!("sig-sha256:{}", &crate::hex::encode(&digest)[..32])
             }
         };
         Ok(VerifiedSms {

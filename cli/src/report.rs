@@ -1,7 +1,7 @@
 //! Printing a library report: one line per check, in the layer's order, then the replay note.
 //! The lines only present the report's facts; the verdict is the report's.
 
-use vonage_secure_callbacks::{Check, Report, Status};
+use vonage_secure_callbacks::{Check, Rejection, Report, Status};
 
 /// What to print for one check: when it passed, when it failed, and what to do about it.
 #[derive(Default)]
@@ -40,4 +40,30 @@ pub fn print_checks<V>(report: &Report<V>, line: impl Fn(Check) -> Line) {
         }
     }
     println!("  --    replay: not checked here (the layer's replay store decides)");
+}
+
+/// The rejection `check` failed with, if it is the one that failed.
+pub fn failed<V>(report: &Report<V>, check: Check) -> Option<Rejection> {
+    match report.status(check) {
+        Status::Failed(rejection) => Some(rejection),
+        _ => None,
+    }
+}
+
+/// Prints the verdict line, `accepted` describing what was verified; true when accepted.
+pub fn print_verdict<V>(report: &Report<V>, accepted: impl FnOnce(&V) -> String) -> bool {
+    match report.verdict() {
+        Ok(verified) => {
+            println!("verdict: accepted ({})", accepted(verified));
+            true
+        }
+        Err(rejection) => {
+            println!(
+                "verdict: refused: {} ({})",
+                rejection.code(),
+                rejection.status()
+            );
+            false
+        }
+    }
 }

@@ -9,7 +9,7 @@ use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams, SmsVerifier, Veri
 use vonage_secure_callbacks::{Check, Clock, FixedClock, Rejection, Report, SystemClock};
 
 use crate::keys::KeyArgs;
-use crate::report::{print_checks, Line};
+use crate::report::{failed, print_checks, print_verdict, Line};
 use crate::{read_input, Error};
 
 /// The request as Vonage sent it: exactly one of the three.
@@ -65,38 +65,20 @@ pub fn verify(
     print_checks(&report, |check| {
         line(check, &report, method, verifier.limit())
     });
-    match report.verdict() {
-        Ok(sms) => {
-            println!(
-                "verdict: accepted (api_key {}, replay key {}, secret {})",
-                sms.api_key(),
-                sms.replay_id(),
-                sms.secret()
-            );
-            Ok(true)
-        }
-        Err(rejection) => {
-            println!(
-                "verdict: refused: {} ({})",
-                rejection.code(),
-                rejection.status()
-            );
-            Ok(false)
-        }
-    }
+    Ok(print_verdict(&report, |sms| {
+        format!(
+            "api_key {}, replay key {}, secret {}",
+            sms.api_key(),
+            sms.replay_id(),
+            sms.secret()
+        )
+    }))
 }
 
 /// What to print for `check` of an SMS report.
 fn line(check: Check, report: &Report<VerifiedSms>, method: SignatureMethod, limit: usize) -> Line {
     let facts = report.facts();
-    let refused = match report.verdict() {
-        Err(rejection)
-            if report.status(check) == vonage_secure_callbacks::Status::Failed(rejection) =>
-        {
-            Some(rejection)
-        }
-        _ => None,
-    };
+    let refused = failed(report, check);
     let names = facts.sms_parameter_names.join(", ");
     match check {
         Check::BodySize => Line::new(

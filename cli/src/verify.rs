@@ -6,12 +6,12 @@ use std::path::Path;
 
 use http::{header, HeaderMap, HeaderValue};
 use vonage_secure_callbacks::{
-    payload_hash, CallbackVerifier, Check, Clock, FixedClock, Rejection, Report, Status,
-    SystemClock, DEFAULT_ISSUER,
+    payload_hash, CallbackVerifier, Check, Clock, FixedClock, Rejection, Report, SystemClock,
+    DEFAULT_ISSUER,
 };
 
 use crate::keys::KeyArgs;
-use crate::report::{print_checks, Line};
+use crate::report::{failed, print_checks, print_verdict, Line};
 use crate::{read_input, Error};
 
 pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Result<bool, Error> {
@@ -34,25 +34,14 @@ pub fn run(input: &str, body_path: &Path, now: Option<u64>, key: &KeyArgs) -> Re
     print_checks(&report, |check| {
         line(check, &report, &body, verifier.limit())
     });
-    match report.verdict() {
-        Ok(claims) => {
-            println!(
-                "verdict: accepted (api_key {}, jti {}, secret {})",
-                claims.api_key(),
-                claims.jti(),
-                claims.secret()
-            );
-            Ok(true)
-        }
-        Err(rejection) => {
-            println!(
-                "verdict: refused: {} ({})",
-                rejection.code(),
-                rejection.status()
-            );
-            Ok(false)
-        }
-    }
+    Ok(print_verdict(&report, |claims| {
+        format!(
+            "api_key {}, jti {}, secret {}",
+            claims.api_key(),
+            claims.jti(),
+            claims.secret()
+        )
+    }))
 }
 
 /// What to print for `check` of `report`.
@@ -60,10 +49,7 @@ fn line(check: Check, report: &Report, body: &[u8], limit: usize) -> Line {
     let facts = report.facts();
     let api_key = facts.api_key.as_deref().unwrap_or_default();
     let tried = facts.secrets_tried.unwrap_or_default();
-    let refused = match report.verdict() {
-        Err(rejection) if report.status(check) == Status::Failed(rejection) => Some(rejection),
-        _ => None,
-    };
+    let refused = failed(report, check);
     let line = Line::new;
     match check {
         Check::BodySize => line(

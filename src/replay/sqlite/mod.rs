@@ -90,8 +90,10 @@ struct Inner {
     /// To the reader thread: look-ups, which never wait behind the writer's commits (WAL
     /// readers see every committed write without taking its lock).
     lookups: Sender<Request>,
-    /// The two threads, joined when the last handle goes.
-    threads: Vec<JoinHandle<()>>,
+    /// The two threads, joined when the last handle goes: the reader first, so that the
+    /// writer's connection is the file's last and folds the write-ahead log into it.
+    reader: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
     /// Requests queued and not yet taken by the thread.
     queued: Arc<AtomicUsize>,
     path: PathBuf,
@@ -182,7 +184,8 @@ impl SqliteStoreBuilder {
             inner: Arc::new(Inner {
                 requests,
                 lookups,
-                threads: vec![write_thread, read_thread],
+                reader: Some(read_thread),
+                writer: Some(write_thread),
                 queued,
                 path: self.path,
                 timeout: self.timeout,
@@ -213,18 +216,16 @@ fn spawn(
 /// leaves the file complete, and a store opened after it on the same file finds every delivery.
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the queues is what tells each thread to stop.
-        let (requests, lookups) = {
-            let (never, _) = std::sync::mpsc::channel();
-            let (never_either, _) = std::sync::mpsc::channel();
-            (
-                std::mem::replace(&mut self.requests, never),
-                std::mem::replace(&mut self.lookups, never_either),
-            )
-        };
-        drop((requests, lookups));
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
+        // Closing a queue is what tells its thread to stop. When both connections close at
+        // once, each can see the other still open and leave the log unmerged: close in turn.
+        let closed = || std::sync::mpsc::channel().0;
+        drop(std::mem::replace(&mut self.lookups, closed()));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        drop(std::mem::replace(&mut self.requests, closed()));
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
     }
 }

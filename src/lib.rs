@@ -35,7 +35,9 @@
 //!   tree with no advisory is simpler to audit.
 //! - `tracing`: an event naming the reason of each rejection (never the secret, token or body).
 //! - `metrics`: counters, histograms and gauges through the `metrics` facade; see [`metrics`].
-//! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests.
+//! - `test-util`: [`test_util::CallbackSigner`], to sign callbacks in your own tests, and
+//!   [`test_util::jwt_attacks`] (with `sms`, `sms_attacks`), suites of hostile requests with the
+//!   answer each must get, to check a deployment.
 //! - `events`: [`events::VideoEvent`], typed Video callback events.
 //! - `axum`: [`VonageClaims`] is an axum extractor (also as `Option`); with `events`,
 //!   [`extract::VideoCallback`] extracts the claims and the typed event.

@@ -736,3 +736,61 @@ fn json_logs_give_one_line_per_callback_with_its_reason_and_upstream() {
     assert_eq!(refused[0]["fields"]["reason"], "replayed_token", "{log}");
     assert!(!log.contains(SECRET) && !log.contains("Bearer"), "{log}");
 }
+
+/// The library's attack suites, in order, through the proxy: each gets the answer the
+/// library's own server gives it, and only the genuine ones reach the upstream.
+#[test]
+fn the_attack_suites_get_the_same_answers_through_the_proxy() {
+    use vonage_secure_callbacks::sms::SignatureMethod;
+    use vonage_secure_callbacks::test_util::{jwt_attacks, sms_attacks, Expected};
+    let dir = scratch("proxy-attacks");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--sms", "/vonage/sms=sha256"],
+        &dir,
+    );
+    let mut suite = jwt_attacks(&CallbackSigner::new(API_KEY, SECRET), "/vonage/session");
+    suite.extend(sms_attacks(
+        API_KEY,
+        SECRET,
+        SignatureMethod::HmacSha256,
+        "/vonage/sms",
+    ));
+    let origin = format!("http://{}", proxy.addr);
+    let mut wrong = Vec::new();
+    for attack in &suite {
+        let request = attack.request(&origin);
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let (status, _, body) = send(
+            request.method().as_str(),
+            &request.uri().to_string(),
+            &headers,
+            request.body(),
+        );
+        if let Err(why) = attack.check(http::StatusCode::from_u16(status).unwrap(), &body) {
+            wrong.push(why);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} attacks got the wrong answer:\n{}",
+        wrong.len(),
+        suite.len(),
+        wrong.join("\n")
+    );
+    let genuine = suite
+        .iter()
+        .filter(|a| a.expected() == Expected::Accepted)
+        .count();
+    assert!(suite.len() >= 200 && genuine >= 10);
+    assert_eq!(upstream.received().len(), genuine, "only the genuine ones");
+}

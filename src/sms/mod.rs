@@ -13,6 +13,10 @@
 //! values); names are sorted by their bytes. The `timestamp` is checked (only Java does, at
 //! ±5 min): within [`DEFAULT_SMS_MAX_AGE`] behind and 5 min ahead, so that Vonage's own retries
 //! pass and a stale capture does not.
+//!
+//! The scheme has a blind spot of its own: `&`, `=` and `_` inside a value are signed alike,
+//! so a value changed among those three keeps its signature. Only the transport (TLS) protects
+//! it; [`test_util::sms_attacks`](crate::test_util) lists it among the accepted cases.
 
 #[cfg(feature = "events")]
 mod event;

@@ -1,6 +1,6 @@
 //! The parameters of an SMS API request, read strictly from a query string, a form body or a
-//! JSON body: a name given twice, text that is not UTF-8 once decoded, or a JSON value that is
-//! not a string or a number is refused, never guessed at.
+//! JSON body: a name given twice, a `%` not followed by two hex digits, text that is not UTF-8
+//! once decoded, or a JSON value that is not a string or a number is refused, never guessed at.
 
 use std::fmt;
 
@@ -15,6 +15,9 @@ pub enum ParamsError {
     Duplicate(String),
     /// A name or value is not UTF-8 once percent-decoded.
     NotUtf8,
+    /// A `%` that is not followed by two hex digits (browsers would keep it as text; a
+    /// signer may have meant either).
+    BadPercent,
     /// A JSON body that is not one object of strings and numbers (the value named is not).
     NotScalar(Option<String>),
     /// Parameters in the query and in the body at once (or a GET with a body).
@@ -26,6 +29,7 @@ impl fmt::Display for ParamsError {
         match self {
             ParamsError::Duplicate(name) => write!(f, "parameter {name:?} is given twice"),
             ParamsError::NotUtf8 => f.write_str("a parameter is not UTF-8 once decoded"),
+            ParamsError::BadPercent => f.write_str("a % is not followed by two hex digits"),
             ParamsError::NotScalar(Some(name)) => {
                 write!(f, "JSON parameter {name:?} is not a string or a number")
             }
@@ -146,6 +150,13 @@ impl fmt::Debug for SmsParams {
 }
 
 fn decode(encoded: &[u8]) -> Result<String, ParamsError> {
+    let escapes = encoded.iter().enumerate().filter(|(_, &b)| b == b'%');
+    for (i, _) in escapes {
+        match encoded.get(i + 1..i + 3) {
+            Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => {}
+            _ => return Err(ParamsError::BadPercent),
+        }
+    }
     let spaced: Vec<u8> = encoded
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
@@ -200,6 +211,13 @@ mod tests {
         );
         assert_eq!(SmsParams::from_form(b"a=%ff"), Err(ParamsError::NotUtf8));
         assert_eq!(SmsParams::from_form(b"a=%2b").unwrap().get("a"), Some("+"));
+        for bad in [&b"a=%zz"[..], b"a=%", b"a=%2", b"a%=1", b"a=100%"] {
+            assert_eq!(
+                SmsParams::from_form(bad),
+                Err(ParamsError::BadPercent),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod common;
 
+mod attacks;
 mod chaos;
 mod events;
 mod example_server;

@@ -1,20 +1,4 @@
-//! Sign callbacks the way Vonage does, to test your own handlers (feature `test-util`).
-//!
-//! ```
-//! use vonage_secure_callbacks::test_util::CallbackSigner;
-//! use vonage_secure_callbacks::{CallbackVerifier, Secret, Secrets};
-//!
-//! let secret = "a-signature-secret-of-32-bytes-or-more";
-//! let signer = CallbackSigner::new("a1b2c3d", secret);
-//! let body = br#"{"sessionId":"1_MX4","event":"connectionCreated"}"#;
-//! let authorization = signer.authorization(body);
-//!
-//! let verifier = CallbackVerifier::new(
-//!     Secrets::new().project("a1b2c3d", Secret::new(secret).unwrap()),
-//! );
-//! let claims = verifier.verify_authorization(&authorization, body).unwrap();
-//! assert_eq!(claims.api_key(), "a1b2c3d");
-//! ```
+//! [`CallbackSigner`]: tokens as Vonage signs them.
 
 use std::fmt;
 
@@ -34,7 +18,7 @@ pub const VONAGE_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// `payload_hash` of the exact body bytes, a fresh `jti` and `iat` of now.
 #[derive(Clone)]
 pub struct CallbackSigner {
-    api_key: String,
+    pub(super) api_key: String,
     key: EncodingKey,
     application_id: Option<String>,
 }

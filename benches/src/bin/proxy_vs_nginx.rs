@@ -86,6 +86,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     client_body_buffer_size 64k;
+    keepalive_requests 1000000;
     location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
   }}
 }}

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,11 @@ use vonage_secure_callbacks::{VerifiedBody, VonageClaims};
 
 use super::headers;
 
-/// Forwards to one upstream.
+/// Forwards to one upstream. Cloned per request (the router does), so one `Arc`.
 #[derive(Clone)]
-pub struct Forward {
+pub struct Forward(Arc<Settings>);
+
+struct Settings {
     client: Client<HttpConnector, Full<Bytes>>,
     upstream: Uri,
     timeout: Duration,
@@ -33,22 +36,23 @@ pub struct Forward {
 impl Forward {
     pub fn new(upstream: Uri, timeout: Duration, keep_authorization: bool) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self {
+        Self(Arc::new(Settings {
             client,
             upstream,
             timeout,
             keep_authorization,
-        }
+        }))
     }
 
     /// The upstream's URI for `uri`: the upstream's scheme and authority, its path as a prefix,
     /// then the request's path and query.
     fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let base = self.upstream.path().trim_end_matches('/');
+        let upstream = &self.0.upstream;
+        let base = upstream.path().trim_end_matches('/');
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
         Uri::builder()
-            .scheme(self.upstream.scheme_str().unwrap_or("http"))
-            .authority(self.upstream.authority().map_or("", |a| a.as_str()))
+            .scheme(upstream.scheme_str().unwrap_or("http"))
+            .authority(upstream.authority().map_or("", |a| a.as_str()))
             .path_and_query(format!("{base}{path_and_query}"))
             .build()
     }
@@ -91,7 +95,7 @@ impl Service<Request<VerifiedBody>> for Forward {
             let Ok(target) = this.target(&parts.uri) else {
                 return Ok(status(StatusCode::BAD_GATEWAY, "upstream_uri"));
             };
-            headers::strip(&mut parts.headers, this.keep_authorization);
+            headers::strip(&mut parts.headers, this.0.keep_authorization);
             let borrowed: Vec<(&'static str, &str)> =
                 facts.iter().map(|(n, v)| (*n, v.as_str())).collect();
             headers::add(&mut parts.headers, &borrowed);
@@ -103,12 +107,12 @@ impl Service<Request<VerifiedBody>> for Forward {
             let body = Full::new(body.into_bytes());
             let outbound = Request::from_parts(parts, body);
             let exchange = async {
-                let response = this.client.request(outbound).await?;
+                let response = this.0.client.request(outbound).await?;
                 let (parts, body) = response.into_parts();
                 let body = body.collect().await?.to_bytes();
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Response::from_parts(parts, body))
             };
-            let (response, outcome) = match tokio::time::timeout(this.timeout, exchange).await {
+            let (response, outcome) = match tokio::time::timeout(this.0.timeout, exchange).await {
                 Ok(Ok(response)) => {
                     let code = response.status().as_u16().to_string();
                     (response.map(Full::new), code)

@@ -1,6 +1,7 @@
 //! `vonage-callbacks proxy` with a real upstream in another language (a Python standard-library
-//! server, `upstream.py`, that records exactly what it received) on loopback: what reaches the
-//! upstream, what comes back, and when a callback counts as delivered.
+//! server, `upstream.py`, and its Node twin, `upstream.js`, that record exactly what they
+//! received) on loopback: what reaches the upstream, what comes back, and when a callback counts
+//! as delivered.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -59,7 +60,7 @@ fn line_starting(child: &mut Child, prefix: &str) -> String {
 /// One request the upstream received: its path, headers (names lower-cased) and body.
 type Received = (String, Vec<(String, String)>, Vec<u8>);
 
-/// The Python upstream, recording into `dir/requests.jsonl`, on `port` (0: any).
+/// An upstream recording into `dir/requests.jsonl`, on `port` (0: any).
 struct Upstream {
     _child: Killed,
     port: u16,
@@ -67,15 +68,28 @@ struct Upstream {
 }
 
 impl Upstream {
+    /// The Python one.
     fn start(dir: &std::path::Path, port: u16) -> Self {
+        Self::run("python3", "upstream.py", dir, port)
+    }
+
+    /// The Node one.
+    fn node(dir: &std::path::Path) -> Self {
+        Self::run("node", "upstream.js", dir, 0)
+    }
+
+    fn run(interpreter: &str, script: &str, dir: &std::path::Path, port: u16) -> Self {
         let record = dir.join("requests.jsonl");
-        let mut child = Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/upstream.py"))
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join(script);
+        let mut child = Command::new(interpreter)
+            .arg(script)
             .arg(&record)
             .arg(port.to_string())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("python3 runs the upstream");
+            .unwrap_or_else(|err| panic!("{interpreter} runs the upstream: {err}"));
         let line = line_starting(&mut child, "listening ");
         let port = line["listening ".len()..].trim().parse().unwrap();
         Self {
@@ -230,11 +244,23 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[test]
 fn verified_callbacks_reach_the_upstream_byte_for_byte_with_the_verified_facts() {
     let dir = scratch("proxy-bytes");
-    let upstream = Upstream::start(&dir, 0);
+    byte_for_byte_through(Upstream::start(&dir, 0), "python", &dir);
+}
+
+#[test]
+fn a_node_upstream_gets_the_same_bytes_and_facts() {
+    let dir = scratch("proxy-bytes-node");
+    byte_for_byte_through(Upstream::node(&dir), "node", &dir);
+}
+
+/// Three bodies (JSON, not UTF-8, 1 MiB) through the proxy to `upstream` (which says it is
+/// `language` in `X-Upstream`): byte for byte, with the verified facts and none of the
+/// client's `X-Vonage-*`; their replays and a forgery never reach it.
+fn byte_for_byte_through(upstream: Upstream, language: &str, dir: &std::path::Path) {
     let proxy = Proxy::start(
         upstream.port,
         &["--replay-store", "memory", "--body-limit", "2000000"],
-        &dir,
+        dir,
     );
     let mut not_utf8 = vec![0xff, 0xfe, 0x00, b'{'];
     not_utf8.extend((0..=255u8).cycle().take(3000));
@@ -255,7 +281,7 @@ fn verified_callbacks_reach_the_upstream_byte_for_byte_with_the_verified_facts()
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
         assert_eq!(reply, b"upstream ok");
         assert_eq!(
-            headers["x-upstream"], "python",
+            headers["x-upstream"], language,
             "the upstream's headers come back"
         );
 

@@ -11,8 +11,12 @@
 
 mod lease;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod retry;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -23,6 +27,8 @@ pub use lease::{Attempt, Lease, ReplayKey, Retention};
 pub use memory::{
     MemoryReplayStore, MemoryStoreBuilder, DEFAULT_CAPACITY, DEFAULT_IN_FLIGHT_TTL, MIN_WINDOW,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresReplayStore, PostgresStoreBuilder, DEFAULT_TABLE};
 #[cfg(feature = "redis")]
 pub use redis::{RedisReplayStore, RedisStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
 #[cfg(feature = "sqlite")]

@@ -46,10 +46,6 @@ const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// Backoff of the background retries of a delivered callback's settle.
-const RETRY_MIN: Duration = Duration::from_millis(50);
-const RETRY_MAX: Duration = Duration::from_secs(1);
-
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ReplayStoreError>> + Send>>;
 
 /// Replay protection shared across processes through Redis.
@@ -515,31 +511,8 @@ impl ReplayStore for RedisReplayStore {
     /// 50 ms to 1 s) for up to the in-flight TTL; a release is tried once (the in-flight TTL
     /// frees the key otherwise).
     fn settle_detached(&self, lease: Lease, outcome: Outcome) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            #[cfg(feature = "tracing")]
-            tracing::error!(target: "vonage_secure_callbacks", ?outcome,
-                "no tokio runtime to settle a replay reservation on");
-            return;
-        };
-        let store = self.clone();
-        runtime.spawn(async move {
-            let deadline = tokio::time::Instant::now() + store.settings.in_flight_ttl;
-            let mut delay = RETRY_MIN;
-            loop {
-                let result = store.settle(&lease, outcome).await;
-                if result.is_ok() || outcome == Outcome::NotDelivered {
-                    return;
-                }
-                if tokio::time::Instant::now() + delay > deadline {
-                    #[cfg(feature = "tracing")]
-                    tracing::error!(target: "vonage_secure_callbacks", jti = lease.key().jti(),
-                        "could not mark a delivered callback in Redis within the in-flight TTL");
-                    return;
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
-            }
-        });
+        let within = self.settings.in_flight_ttl;
+        super::retry::settle_in_background(self.clone(), lease, outcome, within, "Redis");
     }
 }
 

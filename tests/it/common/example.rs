@@ -23,6 +23,7 @@ pub fn example_named(name: &str) -> PathBuf {
             ("redis", cfg!(feature = "redis")),
             ("sqlite", cfg!(feature = "sqlite")),
             ("sms", cfg!(feature = "sms")),
+            ("postgres", cfg!(feature = "postgres")),
         ]
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
@@ -53,6 +54,8 @@ fn command(name: &str, env: &[(&str, &str)], dir: &Path) -> Command {
         "REDIS_URL",
         "REPLAY_STORE",
         "REPLAY_IN_FLIGHT_TTL_SECS",
+        "DATABASE_URL",
+        "EXACTLY_ONCE_PAUSE",
     ] {
         cmd.env_remove(var);
     }
@@ -161,7 +164,8 @@ pub fn start_in(name: &str, env: &[(&str, &str)], dir: &Path) -> (KillOnDrop, Ve
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         // The JWT demo is printed last (after the SMS one).
         let done = (line.starts_with("curl ") && line.contains("/vonage/session"))
-            || line.starts_with("production mode");
+            || line.starts_with("production mode")
+            || line.starts_with("ready:");
         lines.push(line);
         if done {
             return (child, lines);

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod example;
+#[cfg(feature = "postgres")]
+pub mod postgres_server;
 #[cfg(feature = "redis")]
 pub mod redis_servers;
 

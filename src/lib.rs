@@ -48,6 +48,9 @@
 //!   restarts and crashes, shared by every process of the host.
 //! - `redis`: [`replay::RedisReplayStore`], replay protection shared across instances;
 //!   `redis-cluster` for a Redis Cluster, `redis-tls` for `rediss://` (rustls).
+//! - `postgres`: [`replay::PostgresReplayStore`], replay protection in the app's own PostgreSQL
+//!   (sqlx's pool), shared across instances, with exactly-once handlers
+//!   ([`PostgresReplayStore::mark_delivered`](replay::PostgresReplayStore::mark_delivered)).
 //!
 //! # Other Vonage webhooks
 //! Messages, Voice and Verify v2 sign their webhooks with the same scheme: the layer serves them
@@ -60,9 +63,11 @@
 //! A delivered `jti` is remembered by a [`replay::ReplayStore`]: by default the process-wide
 //! [`MemoryReplayStore::shared`], whatever number of layers the process builds, forgotten at
 //! restart; across restarts and the processes of one host, `replay::SqliteReplayStore`
-//! (feature `sqlite`); across hosts, `replay::RedisReplayStore` (feature `redis`). Delivery is at least once: a request dropped while
-//! its handler runs releases its `jti`, and Vonage's retry runs the handler again, so handlers
-//! must be idempotent ([`guide::handlers`] shows one keyed by `jti`).
+//! (feature `sqlite`); across hosts, `replay::RedisReplayStore` (feature `redis`) or `replay::PostgresReplayStore`
+//! (feature `postgres`). Delivery is at least once: a request dropped while its handler runs
+//! releases its `jti`, and Vonage's retry runs the handler again, so handlers must be idempotent
+//! ([`guide::handlers`] shows one keyed by `jti`), or, with PostgreSQL, commit the delivery mark
+//! with their writes ([`guide::replay_stores`]).
 //!
 //! # Diagnosis
 //! [`CallbackVerifier::explain`] reports every check the layer runs, in its order, with the

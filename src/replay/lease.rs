@@ -141,6 +141,10 @@ impl Attempt {
 
 /// A reservation: the attempt it was made for and an owner token that only its request knows,
 /// so that settling acts on this reservation and no other.
+///
+/// The layer puts the lease of each request it lets through in the request's extensions, for a
+/// handler that marks the delivery in its own transaction
+/// (`PostgresReplayStore::mark_delivered`, feature `postgres`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Lease {
     attempt: Attempt,

@@ -7,7 +7,9 @@
 //!
 //! Delivery is at least once: a request dropped while its handler runs (the client went away,
 //! a timeout) releases its `jti`, and Vonage's retry then runs the handler again. Handlers must
-//! be idempotent, for example keyed by the `jti` (see [`guide::handlers`](crate::guide::handlers)).
+//! be idempotent, for example keyed by the `jti` (see [`guide::handlers`](crate::guide::handlers)),
+//! or, with the PostgreSQL store, commit the delivery mark with their own writes (see
+//! [`guide::replay_stores`](crate::guide::replay_stores)).
 
 mod lease;
 mod memory;

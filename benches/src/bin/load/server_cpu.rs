@@ -114,6 +114,20 @@ pub fn serve() {
             }
             Err(_) => app,
         };
+        #[cfg(feature = "postgres")]
+        let app = match std::env::var("DATABASE_URL") {
+            Ok(url) => {
+                // A pool as large as the client's connections: the store's own limit.
+                let store = vonage_secure_callbacks::replay::PostgresReplayStore::builder(&url)
+                    .max_connections(32)
+                    .connect()
+                    .await
+                    .unwrap();
+                let layer = SecureCallbackLayer::new(secrets()).replay_store(store);
+                app.route("/layer_postgres", post(no_content).route_layer(layer))
+            }
+            Err(_) => app,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("listening on {}", listener.local_addr().unwrap());
         axum::serve(listener, app).await.unwrap();
@@ -372,13 +386,17 @@ pub fn run(options: &Options) {
 }
 
 /// The routes served: the four compared, `read_layered`, `layer_sqlite` (the layer with the
-/// SQLite replay store in a temporary file), and with feature `redis` and `REDIS_URL` set,
-/// `layer_redis` (the layer with the Redis replay store).
+/// SQLite replay store in a temporary file), with feature `redis` and `REDIS_URL` set,
+/// `layer_redis` (the layer with the Redis replay store), and with feature `postgres` and
+/// `DATABASE_URL` set, `layer_postgres`.
 fn routes() -> Vec<&'static str> {
     let mut routes = ROUTES.to_vec();
     routes.push("layer_sqlite");
     if cfg!(feature = "redis") && std::env::var_os("REDIS_URL").is_some() {
         routes.push("layer_redis");
+    }
+    if cfg!(feature = "postgres") && std::env::var_os("DATABASE_URL").is_some() {
+        routes.push("layer_postgres");
     }
     routes
 }

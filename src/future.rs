@@ -336,8 +336,10 @@ where
             let (rejection, delivered_at) = match reserved {
                 Ok(Reservation::Reserved(lease)) => {
                     let mut request = request;
-                    // For a handler that marks the delivery in its own transaction.
-                    request.parts.extensions.insert(lease.clone());
+                    if R::LEASE_FOR_HANDLER {
+                        // For a handler that marks the delivery in its own transaction.
+                        request.parts.extensions.insert(lease.clone());
+                    }
                     let held = Held::new(shared.store.clone(), lease);
                     let call = call_inner(request, body, scheme);
                     return Next::State(State::Calling { call, held });

@@ -142,8 +142,9 @@ impl Attempt {
 /// A reservation: the attempt it was made for and an owner token that only its request knows,
 /// so that settling acts on this reservation and no other.
 ///
-/// The layer puts the lease of each request it lets through in the request's extensions, for a
-/// handler that marks the delivery in its own transaction
+/// With a store that asks for it ([`ReplayStore::LEASE_FOR_HANDLER`](super::ReplayStore::LEASE_FOR_HANDLER):
+/// the PostgreSQL store), the layer puts the lease of each request it lets through in the
+/// request's extensions, for a handler that marks the delivery in its own transaction
 /// (`PostgresReplayStore::mark_delivered`, feature `postgres`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Lease {

@@ -117,6 +117,12 @@ pub trait ReplayStore: Clone + Send + Sync + 'static {
     /// Future of [`settle`](Self::settle).
     type SettleFuture: Future<Output = Result<(), ReplayStoreError>> + Send + 'static;
 
+    /// Whether the layer puts each reservation's [`Lease`] in the request extensions, for a
+    /// handler that settles the callback itself (the PostgreSQL store's `mark_delivered`, in
+    /// the handler's transaction). Off by default: the other stores' handlers have no use for
+    /// it, and it would cost each callback an allocation.
+    const LEASE_FOR_HANDLER: bool = false;
+
     /// Whether `attempt` was delivered already, without reserving anything: lets the layer refuse
     /// a replay before it reads (and waits for) the body.
     fn lookup(&self, attempt: &Attempt) -> Self::LookupFuture;

@@ -526,6 +526,8 @@ impl ReplayStore for PostgresReplayStore {
     type ReserveFuture = BoxFuture<Reservation>;
     type SettleFuture = BoxFuture<()>;
 
+    const LEASE_FOR_HANDLER: bool = true;
+
     fn lookup(&self, attempt: &Attempt) -> Self::LookupFuture {
         let (api_key, jti) = (attempt.key().api_key(), attempt.key().jti());
         let (api_key, jti, now) = (api_key.to_owned(), jti.to_owned(), secs(attempt.now()));

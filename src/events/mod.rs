@@ -4,8 +4,11 @@
 //! Video callbacks, so that one handler can `match`. Parsing is lenient on purpose: Vonage adds
 //! fields and event types, and a callback must not be lost to a strict parser. Every known field
 //! is optional, unknown fields are kept in `extra` (and written back by `Serialize`), and an
-//! event of an unknown type, or whose known fields have unexpected types, becomes
-//! [`VideoEvent::Other`] with the whole JSON. Only a body that is not a JSON object fails.
+//! event of an unknown type becomes [`VideoEvent::Other`] with the whole JSON. A known field
+//! with an odd type reads as absent (`None`) and the rest of the event stays typed: numbers
+//! are read from integers, whole floats or their text (`1437676551000`, `"1437676551000"`),
+//! text fields take numbers as their text, and any other mismatch is `None`. Only a body that
+//! is not a JSON object fails.
 //!
 //! Sources, per family:
 //! - session monitoring and SIP call events: <https://developer.vonage.com/en/video/guides/session-monitoring>
@@ -25,6 +28,7 @@
 //! }
 //! ```
 
+mod lenient;
 mod media;
 mod session;
 
@@ -33,8 +37,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use media::{ArchiveStatus, BroadcastStatus, CaptionsStatus, RenderStatus};
-pub use session::{Connection, SessionEvent, SessionEventKind, SipCall, Stream};
+pub use media::{
+    ArchivePassword, ArchiveStatus, ArchiveStream, BroadcastStatus, CaptionsStatus, RenderStatus,
+};
+pub use session::{CallState, Connection, SessionEvent, SessionEventKind, SipCall, Stream};
 
 /// Extra fields this crate does not name, kept as they came.
 pub type Extra = Map<String, Value>;
@@ -58,6 +64,19 @@ impl fmt::Display for Id {
     }
 }
 
+/// Fields only an archive callback has: one of them and no `event` makes an archive.
+const ARCHIVE_ONLY: &[&str] = &[
+    "partnerId",
+    "outputMode",
+    "streamMode",
+    "streams",
+    "hasAudio",
+    "hasVideo",
+    "size",
+    "duration",
+    "password",
+];
+
 /// One Vonage Video callback, by family.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -65,8 +84,8 @@ impl fmt::Display for Id {
 pub enum VideoEvent {
     /// Session monitoring: a session, connection or stream was created or destroyed.
     Session(SessionEvent),
-    /// SIP interconnect: a SIP call was created, updated or ended (sent to the session
-    /// monitoring URL, in the same envelope; the call is in [`SessionEvent::call`]).
+    /// SIP interconnect: a SIP call was created, updated, ended or force-muted (sent to the
+    /// session monitoring URL, in the same envelope; the call is in [`SessionEvent::call`]).
     SipCall(SessionEvent),
     /// Archive (recording) status changed.
     Archive(ArchiveStatus),
@@ -116,24 +135,30 @@ impl VideoEvent {
         }
         let event = value.get("event").and_then(Value::as_str).unwrap_or("");
         let has = |field: &str| value.get(field).is_some();
+        let has_any = |fields: &[&str]| fields.iter().any(|f| has(f));
         match event {
             "sessionCreated"
             | "sessionDestroyed"
+            | "sessionNotification"
             | "connectionCreated"
             | "connectionDestroyed"
             | "streamCreated"
             | "streamDestroyed" => typed(value, VideoEvent::Session),
-            "callCreated" | "callUpdated" | "callDestroyed" => typed(value, VideoEvent::SipCall),
+            "callCreated" | "callUpdated" | "callDestroyed" | "muteForced" => {
+                typed(value, VideoEvent::SipCall)
+            }
             "archive" => typed(value, VideoEvent::Archive),
             "broadcast" => typed(value, VideoEvent::Broadcast),
             "captions" => typed(value, VideoEvent::Captions),
             "render" | "experienceComposer" => typed(value, VideoEvent::Render),
-            // Families whose callbacks carry no `event` name are known by their fields.
+            // Families whose callbacks carry no `event` name are known by their fields, in
+            // this order: captions, broadcasts, archives (fields no render has), renders.
             "" if has("captionId") => typed(value, VideoEvent::Captions),
-            "" if has("status") && has("url") && has("streamId") => {
+            "" if has("broadcastUrls") => typed(value, VideoEvent::Broadcast),
+            "" if has_any(ARCHIVE_ONLY) => typed(value, VideoEvent::Archive),
+            "" if has("id") && has("status") && has_any(&["streamId", "sessionId"]) => {
                 typed(value, VideoEvent::Render)
             }
-            "" if has("broadcastUrls") => typed(value, VideoEvent::Broadcast),
             _ => VideoEvent::Other(value),
         }
     }
@@ -193,11 +218,46 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_fall_back_to_other_instead_of_failing() {
-        let body = br#"{"event":"connectionCreated","timestamp":"yesterday"}"#;
-        let e = VideoEvent::parse(body).unwrap();
-        assert_eq!(e.family(), "other");
-        assert_eq!(e.kind(), "connectionCreated");
+    fn an_odd_field_reads_as_absent_and_the_event_stays_typed() {
+        let body = br#"{"event":"connectionCreated","timestamp":"yesterday","sessionId":"s"}"#;
+        let VideoEvent::Session(e) = VideoEvent::parse(body).unwrap() else {
+            panic!("still a session event")
+        };
+        assert_eq!(e.timestamp, None);
+        assert_eq!(e.session_id.as_deref(), Some("s"));
+        let body = br#"{"event":"archive","duration":328.0,"size":"18023312","status":7}"#;
+        let VideoEvent::Archive(a) = VideoEvent::parse(body).unwrap() else {
+            panic!("still an archive")
+        };
+        assert_eq!((a.duration, a.size), (Some(328), Some(18_023_312)));
+        assert_eq!(a.status.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn families_without_an_event_name_are_known_by_their_fields() {
+        let family = |body: &str| VideoEvent::parse(body.as_bytes()).unwrap().family();
+        assert_eq!(
+            family(r#"{"id":"r","sessionId":"s","streamId":"t","status":"started"}"#),
+            "render"
+        );
+        assert_eq!(
+            family(r#"{"id":"r","sessionId":"s","status":"failed","reason":"x"}"#),
+            "render"
+        );
+        assert_eq!(
+            family(r#"{"id":"a","sessionId":"s","status":"stopped","duration":3}"#),
+            "archive"
+        );
+        assert_eq!(
+            family(r#"{"id":"a","status":"uploaded","partnerId":1}"#),
+            "archive"
+        );
+        assert_eq!(
+            family(r#"{"captionId":"c","status":"started"}"#),
+            "captions"
+        );
+        assert_eq!(family(r#"{"id":"b","broadcastUrls":{}}"#), "broadcast");
+        assert_eq!(family(r#"{"status":"started"}"#), "other");
     }
 
     #[test]

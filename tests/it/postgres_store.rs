@@ -355,3 +355,62 @@ async fn killed_and_restarted_under_load_it_loses_nothing_and_lets_no_replay_thr
         "replays were refused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_mark_that_fails_is_retried_until_postgres_is_back() {
+    let mut server = PostgresServer::start();
+    // The in-flight TTL bounds the background retries: long enough for the restart.
+    let s = PostgresReplayStore::builder(&server.url())
+        .timeout(Duration::from_millis(500))
+        .in_flight_ttl(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    // The handler holds its answer until the test has killed the server.
+    let (killed_tx, killed_rx) = tokio::sync::watch::channel(false);
+    let app = axum::Router::new()
+        .route(
+            "/{*p}",
+            axum::routing::post(move || {
+                let mut killed = killed_rx.clone();
+                async move {
+                    let _ = killed.wait_for(|k| *k).await;
+                    StatusCode::OK
+                }
+            }),
+        )
+        .layer(layer().replay_store(s.clone()));
+    let addr = serve_axum(app).await;
+    let auth = bearer(b"{}");
+    let first = tokio::spawn({
+        let auth = auth.clone();
+        async move { post(addr, Some(&auth), "{}").await }
+    });
+    // Reserved (the handler runs), then the database goes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill();
+    killed_tx.send(true).unwrap();
+    assert_eq!(
+        first.await.unwrap().status,
+        StatusCode::OK,
+        "the handler's answer stands"
+    );
+    // While it is down, the replay cannot be checked: 503, never accepted.
+    let during = post(addr, Some(&auth), "{}").await;
+    assert_eq!(during.status, StatusCode::SERVICE_UNAVAILABLE, "{during:?}");
+    server.start_again();
+    // The mark lands once the server is back (retried every second at most).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let replay = post(addr, Some(&auth), "{}").await;
+        if replay.error() == "replayed_token" {
+            break;
+        }
+        assert!(
+            replay.status == StatusCode::SERVICE_UNAVAILABLE,
+            "never accepted twice: {replay:?}"
+        );
+        assert!(Instant::now() < deadline, "the mark never landed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

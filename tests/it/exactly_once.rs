@@ -97,6 +97,12 @@ async fn a_transaction_is_open(pool: &sqlx::PgPool) -> bool {
         > 0
 }
 
+/// The first delivery, in flight while the test strikes; its answer (or `None`) later.
+fn first_delivery(addr: &str, auth: &str) -> tokio::task::JoinHandle<Option<StatusCode>> {
+    let (addr, auth) = (addr.to_owned(), auth.to_owned());
+    tokio::spawn(async move { deliver(&addr, &auth).await })
+}
+
 fn signed() -> (String, String) {
     let token = CallbackSigner::new(API_KEY, SECRET).token(BODY);
     let jti = common::claim_of(&token, "jti").unwrap();
@@ -110,10 +116,7 @@ async fn killed_after_the_commit_and_before_the_answer_the_retry_is_a_replay_and
     for round in 0..3 {
         let (mut process, addr) = example(&server, Some("after-commit:5000"));
         let (auth, jti) = signed();
-        let first = tokio::spawn({
-            let (addr, auth) = (addr.clone(), auth.clone());
-            async move { deliver(&addr, &auth).await }
-        });
+        let first = first_delivery(&addr, &auth);
         until("the row committed", || async {
             rows_for(&pool, &jti).await == 1
         })
@@ -140,10 +143,7 @@ async fn killed_before_the_commit_the_retry_runs_it_once_more_and_one_row_stays(
     for round in 0..3 {
         let (mut process, addr) = example(&server, Some("before-commit:5000"));
         let (auth, jti) = signed();
-        let first = tokio::spawn({
-            let (addr, auth) = (addr.clone(), auth.clone());
-            async move { deliver(&addr, &auth).await }
-        });
+        let first = first_delivery(&addr, &auth);
         until("the handler's transaction is open", || {
             a_transaction_is_open(&pool)
         })
@@ -174,10 +174,7 @@ async fn its_connection_killed_before_the_commit_the_retry_writes_one_row() {
     let (_process, addr) = example(&server, Some("before-commit:1500"));
     for round in 0..3 {
         let (auth, jti) = signed();
-        let first = tokio::spawn({
-            let (addr, auth) = (addr.clone(), auth.clone());
-            async move { deliver(&addr, &auth).await }
-        });
+        let first = first_delivery(&addr, &auth);
         until("the handler's transaction is open", || {
             a_transaction_is_open(&pool)
         })

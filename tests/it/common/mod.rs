@@ -7,11 +7,12 @@ pub mod postgres_server;
 #[cfg(feature = "redis")]
 pub mod redis_servers;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::routing::{any, post as axum_post};
@@ -99,6 +100,36 @@ pub async fn echo(Extension(claims): Extension<VonageClaims>, body: Bytes) -> Js
 /// An axum app answering every POST path with the echo, behind `layer`.
 pub fn echo_app<R: ReplayStore>(layer: SecureCallbackLayer<R>) -> Router {
     Router::new().route("/{*path}", any(echo)).layer(layer)
+}
+
+/// How often a handler ran, per `jti`.
+pub type RunsPerJti = Arc<Mutex<HashMap<String, usize>>>;
+
+/// An app behind `layer` whose handler counts its runs per `jti` and answers `status`: what a
+/// fault test counts to prove that no callback was handled twice.
+pub fn counting_app<R: ReplayStore>(
+    layer: SecureCallbackLayer<R>,
+    status: StatusCode,
+) -> (Router, RunsPerJti) {
+    let runs = RunsPerJti::default();
+    let counted = Arc::clone(&runs);
+    let handler = move |Extension(claims): Extension<VonageClaims>| {
+        let counted = Arc::clone(&counted);
+        async move {
+            *counted
+                .lock()
+                .unwrap()
+                .entry(claims.jti().to_owned())
+                .or_default() += 1;
+            status
+        }
+    };
+    (
+        Router::new()
+            .route("/{*p}", axum_post(handler))
+            .layer(layer),
+        runs,
+    )
 }
 
 /// An app answering every POST path with `answer(n)` on its `n`-th call (from 0), and the

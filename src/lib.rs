@@ -50,7 +50,9 @@
 //!   `redis-cluster` for a Redis Cluster, `redis-tls` for `rediss://` (rustls).
 //! - `postgres`: [`replay::PostgresReplayStore`], replay protection in the app's own PostgreSQL
 //!   (sqlx's pool), shared across instances, with exactly-once handlers
-//!   ([`PostgresReplayStore::mark_delivered`](replay::PostgresReplayStore::mark_delivered)).
+//!   ([`PostgresReplayStore::mark_delivered`](replay::PostgresReplayStore::mark_delivered));
+//!   `postgres-tls` for TLS to the database (rustls; `sslmode=verify-full` and `sslrootcert` in
+//!   the URL).
 //!
 //! # Other Vonage webhooks
 //! Messages, Voice and Verify v2 sign their webhooks with the same scheme: the layer serves them

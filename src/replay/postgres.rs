@@ -509,8 +509,10 @@ fn store_error(err: sqlx::Error) -> ReplayStoreError {
     let what = match &err {
         sqlx::Error::PoolTimedOut => "no connection free in the pool within the timeout".into(),
         sqlx::Error::PoolClosed => "the pool is closed".into(),
-        sqlx::Error::Io(_) => "cannot reach PostgreSQL".into(),
-        sqlx::Error::Tls(_) => "TLS with PostgreSQL failed".into(),
+        // What the socket or TLS said (a refused connection, an unknown certificate issuer):
+        // no statement, no value.
+        sqlx::Error::Io(e) => format!("cannot reach PostgreSQL ({e})"),
+        sqlx::Error::Tls(e) => format!("TLS with PostgreSQL failed ({e})"),
         sqlx::Error::Protocol(_) => "a PostgreSQL protocol error".into(),
         sqlx::Error::Database(db) => match db.code() {
             Some(code) => format!("PostgreSQL error {code}"),

@@ -394,3 +394,50 @@ async fn a_delivery_mark_that_fails_is_retried_until_postgres_is_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// TLS to PostgreSQL (feature `postgres-tls`): the server's certificate is checked against the
+/// CA named in the URL; a server that takes only TLS refuses a plain connection; another CA
+/// fails the connect, naming TLS, never falling back to plain text.
+#[cfg(feature = "postgres-tls")]
+#[tokio::test]
+async fn over_tls_the_server_is_verified_and_plain_text_is_never_used() {
+    use common::certificates::TestCertificates;
+    let certificates = TestCertificates::make();
+    let server = PostgresServer::start_tls(&certificates);
+    let url = |ca: &str| {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+            server.port
+        )
+    };
+    let s = PostgresReplayStore::builder(&url(&certificates.path("ca.pem")))
+        .timeout(Duration::from_millis(1500))
+        .connect()
+        .await
+        .unwrap();
+    let addr = serve_axum(echo_app(layer().replay_store(s))).await;
+    let auth = bearer(b"{}");
+    assert_eq!(post(addr, Some(&auth), "{}").await.status, StatusCode::OK);
+    assert_eq!(
+        post(addr, Some(&auth), "{}").await.error(),
+        "replayed_token"
+    );
+
+    let plain = PostgresReplayStore::builder(&format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+        server.port
+    ))
+    .timeout(Duration::from_millis(1500))
+    .connect()
+    .await;
+    assert!(plain.is_err(), "the server takes TLS only");
+
+    let stranger = TestCertificates::make();
+    let err = PostgresReplayStore::builder(&url(&stranger.path("ca.pem")))
+        .timeout(Duration::from_millis(1500))
+        .connect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("certificate"), "names the certificate: {err}");
+}

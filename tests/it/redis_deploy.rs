@@ -106,7 +106,7 @@ async fn two_instances_share_replay_protection_through_a_redis_cluster() {
 #[cfg(feature = "redis-tls")]
 #[tokio::test]
 async fn replay_protection_over_tls_with_a_private_ca() {
-    use common::redis_servers::TestCertificates;
+    use common::certificates::TestCertificates;
     let certificates = TestCertificates::make();
     let server = certificates.start_server();
     let url = format!("rediss://127.0.0.1:{}/", server.port);

@@ -1,6 +1,7 @@
 //! Real servers on loopback and a real HTTP client, shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod certificates;
 pub mod example;
 #[cfg(feature = "postgres")]
 pub mod postgres_server;

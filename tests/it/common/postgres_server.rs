@@ -13,6 +13,8 @@ pub struct PostgresServer {
     bin: PathBuf,
     dir: TempDir,
     running: bool,
+    /// Extra server settings (`-c name=value`), kept across restarts.
+    settings: String,
 }
 
 /// Where `initdb` and `pg_ctl` are: on `PATH`, else the newest `/usr/lib/postgresql/N/bin`.
@@ -52,6 +54,7 @@ impl PostgresServer {
             bin: binaries(),
             dir,
             running: false,
+            settings: String::new(),
         };
         if is_root() {
             let status = Command::new("chown")
@@ -72,6 +75,42 @@ impl PostgresServer {
             .unwrap();
         assert!(status.success(), "initdb failed");
         let mut server = server;
+        server.start_again();
+        server
+    }
+
+    /// A new cluster that takes TCP connections over TLS only, with `certificates`' server
+    /// certificate.
+    #[cfg(feature = "postgres-tls")]
+    pub fn start_tls(certificates: &super::certificates::TestCertificates) -> Self {
+        let mut server = Self::start();
+        server.kill();
+        let data = server.data();
+        for name in ["server.pem", "server.key"] {
+            std::fs::copy(certificates.path(name), data.join(name)).unwrap();
+        }
+        // Local sockets as before; TCP only with TLS.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(&data)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        server.settings =
+            " -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key".to_owned();
         server.start_again();
         server
     }
@@ -101,9 +140,10 @@ impl PostgresServer {
         // Commits reach the kernel, which keeps them across a killed server; fsync would only
         // add a power cut to what the tests can survive.
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
             self.port,
-            self.dir.0.display()
+            self.dir.0.display(),
+            self.settings
         );
         let status = self
             .command("pg_ctl")

@@ -336,7 +336,9 @@ impl PostgresReplayStore {
     }
 
     /// The pool the store uses: the one a handler's transaction for
-    /// [`mark_delivered`](Self::mark_delivered) can come from.
+    /// [`mark_delivered`](Self::mark_delivered) can come from. A pool the store opened itself
+    /// gives its connections the store's timeout as `statement_timeout`; a handler with longer
+    /// statements should build the store [`from_pool`](Self::from_pool) on its own pool.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }

@@ -16,7 +16,8 @@
 //!   - `sqlite:PATH`: in the file at `PATH`, across restarts and for every process of this host
 //!     (the default in production mode, at `sqlite:replay-window.sqlite3`);
 //!   - `memory`: in this process only, forgotten at restart (the default in development mode);
-//!   - `redis://…` or `rediss://…` (with `--features redis`): in Redis, for many hosts.
+//!   - `redis://…` or `rediss://…` (with `--features redis`): in Redis, for many hosts;
+//!   - `postgres://…` (with `--features postgres`): in a PostgreSQL table, for many hosts.
 //!
 //!   The store in use is printed at start; a file that cannot be used stops the server with an
 //!   error naming it.
@@ -150,6 +151,7 @@ enum StoreSetting {
     Memory,
     Sqlite(std::path::PathBuf),
     Redis(String),
+    Postgres(String),
 }
 
 /// Production keeps its window in a file unless told otherwise: a restart must not reopen it.
@@ -166,11 +168,14 @@ fn store_setting(production: bool) -> Result<StoreSetting, String> {
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
             StoreSetting::Redis(url.to_owned())
         }
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            StoreSetting::Postgres(url.to_owned())
+        }
         other => match other.strip_prefix("sqlite:") {
             Some(path) if !path.is_empty() => StoreSetting::Sqlite(path.into()),
             _ => {
                 return Err(
-                    "REPLAY_STORE must be memory, sqlite:PATH or redis://… (it is neither)".into(),
+                    "REPLAY_STORE must be memory, sqlite:PATH, redis://… or postgres://… (it is none of them)".into(),
                 )
             }
         },
@@ -233,7 +238,13 @@ async fn with_store(
             app(layer, store, sms)
         }
         StoreSetting::Redis(url) => with_redis(layer, sms, &url, ttl).await?,
+        StoreSetting::Postgres(url) => with_postgres(layer, sms, &url, ttl).await?,
     })
+}
+
+/// Where a URL points, without the credentials it may carry.
+fn shown_target(url: &str) -> &str {
+    url.rsplit('@').next().unwrap_or(url)
 }
 
 #[cfg(feature = "redis")]
@@ -247,9 +258,10 @@ async fn with_redis(
         .in_flight_ttl(ttl)
         .connect()
         .await?;
-    // The URL may carry a password: say where, not how.
-    let target = url.rsplit('@').next().unwrap_or(url);
-    println!("replay store: Redis at {target} (shared by every instance)");
+    println!(
+        "replay store: Redis at {} (shared by every instance)",
+        shown_target(url)
+    );
     Ok(app(layer, store, sms))
 }
 
@@ -261,6 +273,34 @@ async fn with_redis(
     _ttl: Duration,
 ) -> Result<Router, Box<dyn std::error::Error>> {
     Err("REPLAY_STORE is a Redis URL, but this build has no Redis store: run with `--features redis`".into())
+}
+
+#[cfg(feature = "postgres")]
+async fn with_postgres(
+    layer: SecureCallbackLayer,
+    sms: Option<SmsVerifier>,
+    url: &str,
+    ttl: Duration,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    let store = vonage_secure_callbacks::replay::PostgresReplayStore::builder(url)
+        .in_flight_ttl(ttl)
+        .connect()
+        .await?;
+    println!(
+        "replay store: PostgreSQL at {} (shared by every instance)",
+        shown_target(url)
+    );
+    Ok(app(layer, store, sms))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn with_postgres(
+    _layer: SecureCallbackLayer,
+    _sms: Option<SmsVerifier>,
+    _url: &str,
+    _ttl: Duration,
+) -> Result<Router, Box<dyn std::error::Error>> {
+    Err("REPLAY_STORE is a PostgreSQL URL, but this build has no PostgreSQL store: run with `--features postgres`".into())
 }
 
 #[tokio::main]

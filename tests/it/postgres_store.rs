@@ -441,3 +441,42 @@ async fn over_tls_the_server_is_verified_and_plain_text_is_never_used() {
         .to_string();
     assert!(err.contains("certificate"), "names the certificate: {err}");
 }
+
+/// Two `callback_server` processes (two workers of one deployment) with
+/// `REPLAY_STORE=postgres://…`: what one delivered, the other refuses as a replay; the URL's
+/// password is not printed.
+#[test]
+fn two_callback_server_processes_share_one_window_in_postgres() {
+    use common::example::{address, start_named};
+    let server = PostgresServer::start();
+    let url = server.url().replace("postgres@", "postgres:not-printed@");
+    let env = [
+        ("VONAGE_API_KEY", API_KEY),
+        ("VONAGE_SIGNATURE_SECRET", SECRET),
+        ("REPLAY_STORE", url.as_str()),
+    ];
+    let (_a, a_lines) = start_named("callback_server", &env);
+    let (_b, b_lines) = start_named("callback_server", &env);
+    let said = a_lines.join("\n");
+    assert!(
+        said.contains("replay store: PostgreSQL at 127.0.0.1:"),
+        "{said}"
+    );
+    assert!(!said.contains("not-printed"), "{said}");
+    let (a, b) = (address(&a_lines), address(&b_lines));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let auth = signer().authorization(b"{}");
+        let post_to = |addr: &str| {
+            let request = http::Request::post(format!("http://{addr}/vonage/session"))
+                .header("authorization", auth.as_str())
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+                .unwrap();
+            common::send(request)
+        };
+        assert_eq!(post_to(&a).await.status, StatusCode::OK);
+        let replay = post_to(&b).await;
+        assert_eq!(replay.error(), "replayed_token", "{replay:?}");
+    });
+}

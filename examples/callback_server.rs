@@ -243,6 +243,7 @@ async fn with_store(
 }
 
 /// Where a URL points, without the credentials it may carry.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 fn shown_target(url: &str) -> &str {
     url.rsplit('@').next().unwrap_or(url)
 }

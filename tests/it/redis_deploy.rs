@@ -5,6 +5,7 @@
 
 use crate::common;
 
+#[cfg(any(feature = "redis-cluster", feature = "redis-tls"))]
 use std::time::Duration;
 
 use common::redis_servers::RedisServer;

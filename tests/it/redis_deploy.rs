@@ -9,12 +9,16 @@ use crate::common;
 use std::time::Duration;
 
 use common::redis_servers::RedisServer;
+#[cfg(any(feature = "redis-cluster", feature = "redis-tls"))]
 use common::*;
+#[cfg(any(feature = "redis-cluster", feature = "redis-tls"))]
 use http::StatusCode;
 use vonage_secure_callbacks::replay::RedisReplayStore;
 
+#[cfg(any(feature = "redis-cluster", feature = "redis-tls"))]
 const BODY: &[u8] = br#"{"id":"b40ef09b","status":"started"}"#;
 
+#[cfg(any(feature = "redis-cluster", feature = "redis-tls"))]
 fn prefix(test: &str) -> String {
     format!("{test}-{}", vonage_secure_callbacks::test_util::fresh_jti())
 }

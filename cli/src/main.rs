@@ -2,6 +2,9 @@
 //! event to your own server. Secrets come from the environment or a file, never from the
 //! command line (where shell history and `ps` would keep them).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod keys;
 mod proxy;
 mod report;

@@ -11,70 +11,91 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Extensions, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
 use tower::Service;
 use vonage_secure_callbacks::sms::VerifiedSms;
-use vonage_secure_callbacks::{VerifiedBody, VonageClaims};
+use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
 use super::headers;
+use super::pool::Pool;
 
 /// Forwards to one upstream. Cloned per request (the router does), so one `Arc`.
 #[derive(Clone)]
 pub struct Forward(Arc<Settings>);
 
 struct Settings {
-    client: Client<HttpConnector, Full<Bytes>>,
-    upstream: Uri,
+    pool: Pool,
+    /// The upstream's `host:port`, sent as each request's Host.
+    host: HeaderValue,
+    /// The upstream URL's path, without its last `/`: a prefix to each request's path.
+    prefix: String,
     timeout: Duration,
     keep_authorization: bool,
 }
 
 impl Forward {
-    pub fn new(upstream: Uri, timeout: Duration, keep_authorization: bool) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        Self(Arc::new(Settings {
-            client,
-            upstream,
+    /// Forwards to `upstream`, an `http://` URL with an authority (checked by the caller).
+    pub fn new(
+        upstream: &Uri,
+        timeout: Duration,
+        keep_authorization: bool,
+    ) -> Result<Self, String> {
+        let authority = upstream
+            .authority()
+            .ok_or("--upstream must be an http:// URL with a host")?;
+        let port = authority.port_u16().unwrap_or(80);
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| "--upstream: the host is not a valid Host header")?;
+        Ok(Self(Arc::new(Settings {
+            pool: Pool::new(format!("{}:{port}", authority.host())),
+            host,
+            prefix: upstream.path().trim_end_matches('/').to_owned(),
             timeout,
             keep_authorization,
-        }))
+        })))
     }
 
-    /// The upstream's URI for `uri`: the upstream's scheme and authority, its path as a prefix,
-    /// then the request's path and query.
+    /// The origin-form URI the upstream gets for `uri`: the upstream's path as a prefix, then
+    /// the request's path and query.
     fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let upstream = &self.0.upstream;
-        let base = upstream.path().trim_end_matches('/');
-        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-        Uri::builder()
-            .scheme(upstream.scheme_str().unwrap_or("http"))
-            .authority(upstream.authority().map_or("", |a| a.as_str()))
-            .path_and_query(format!("{base}{path_and_query}"))
-            .build()
+        let prefix = &self.0.prefix;
+        match uri.path_and_query() {
+            // The common case, no prefix: the request's own path, shared rather than copied.
+            Some(path) if prefix.is_empty() => Ok(Uri::from(path.clone())),
+            path => Ok(format!("{prefix}{}", path.map_or("/", |p| p.as_str())).parse()?),
+        }
     }
 }
 
-/// What was verified, as headers for the upstream.
-fn verified_facts(request: &Request<VerifiedBody>) -> Vec<(&'static str, String)> {
-    let mut facts = vec![("x-vonage-verified", "1".to_owned())];
-    if let Some(claims) = request.extensions().get::<VonageClaims>() {
-        facts.push(("x-vonage-jti", claims.jti().to_owned()));
-        facts.push(("x-vonage-api-key", claims.api_key().to_owned()));
+/// Adds what was verified as headers for the upstream; returns the api key and the callback's
+/// id for the log line.
+fn add_facts<'a>(extensions: &'a Extensions, headers: &mut HeaderMap) -> (&'a str, &'a str) {
+    headers::add(headers, "x-vonage-verified", "1");
+    if let Some(claims) = extensions.get::<VonageClaims>() {
+        headers::add(headers, "x-vonage-jti", claims.jti());
+        headers::add(headers, "x-vonage-api-key", claims.api_key());
         if let Some(id) = claims.application_id() {
-            facts.push(("x-vonage-application-id", id.to_owned()));
+            headers::add(headers, "x-vonage-application-id", id);
         }
-        facts.push(("x-vonage-secret", claims.secret().to_string()));
+        add_secret(headers, claims.secret());
+        return (claims.api_key(), claims.jti());
     }
-    if let Some(sms) = request.extensions().get::<VerifiedSms>() {
-        facts.push(("x-vonage-nonce", sms.replay_id().to_owned()));
-        facts.push(("x-vonage-api-key", sms.api_key().to_owned()));
-        facts.push(("x-vonage-secret", sms.secret().to_string()));
+    if let Some(sms) = extensions.get::<VerifiedSms>() {
+        headers::add(headers, "x-vonage-nonce", sms.replay_id());
+        headers::add(headers, "x-vonage-api-key", sms.api_key());
+        add_secret(headers, sms.secret());
+        return (sms.api_key(), sms.replay_id());
     }
-    facts
+    ("", "")
+}
+
+/// Which secret verified the callback: its label (`current`, `previous`), else its position.
+fn add_secret(headers: &mut HeaderMap, secret: &SecretUsed) {
+    match secret.label() {
+        Some(label) => headers::add(headers, "x-vonage-secret", label),
+        None => headers::add(headers, "x-vonage-secret", &secret.to_string()),
+    }
 }
 
 impl Service<Request<VerifiedBody>> for Forward {
@@ -90,61 +111,48 @@ impl Service<Request<VerifiedBody>> for Forward {
         let this = self.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let facts = verified_facts(&request);
             let (mut parts, body) = request.into_parts();
             let Ok(target) = this.target(&parts.uri) else {
                 return Ok(status(StatusCode::BAD_GATEWAY, "upstream_uri"));
             };
+            // The verified facts stay here, for the log line; the upstream gets them as headers.
+            let extensions = std::mem::take(&mut parts.extensions);
             headers::strip(&mut parts.headers, this.0.keep_authorization);
-            let borrowed: Vec<(&'static str, &str)> =
-                facts.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            headers::add(&mut parts.headers, &borrowed);
+            let (api_key, id) = add_facts(&extensions, &mut parts.headers);
             // The Host of the upstream, as a client of it would send.
-            parts.headers.remove(http::header::HOST);
+            parts
+                .headers
+                .insert(http::header::HOST, this.0.host.clone());
             parts.uri = target;
-            // The upstream hop is HTTP/1.1 whatever the client spoke (HTTP/2 over TLS, say).
+            // The upstream hop is HTTP/1.1 whatever the client spoke.
             parts.version = http::Version::HTTP_11;
-            let body = Full::new(body.into_bytes());
-            let outbound = Request::from_parts(parts, body);
-            let exchange = async {
-                let response = this.0.client.request(outbound).await?;
-                let (parts, body) = response.into_parts();
-                let body = body.collect().await?.to_bytes();
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Response::from_parts(parts, body))
-            };
-            let (response, outcome) = match tokio::time::timeout(this.0.timeout, exchange).await {
-                Ok(Ok(response)) => {
-                    let code = response.status().as_u16().to_string();
-                    (response.map(Full::new), code)
-                }
-                Ok(Err(_)) => (
-                    status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-                    "unreachable".into(),
-                ),
-                Err(_) => (
-                    status(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                    "timeout".into(),
-                ),
-            };
+            let outbound = Request::from_parts(parts, Full::new(body.into_bytes()));
+            let (response, outcome) =
+                match tokio::time::timeout(this.0.timeout, this.0.pool.send(outbound)).await {
+                    Ok(Ok(response)) => {
+                        let code = response.status().as_u16().to_string();
+                        (response.map(Full::new), code)
+                    }
+                    Ok(Err(_)) => (
+                        status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
+                        "unreachable".into(),
+                    ),
+                    Err(_) => (
+                        status(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                        "timeout".into(),
+                    ),
+                };
             let elapsed = started.elapsed();
-            metrics::counter!(super::UPSTREAM_RESPONSES, "status" => outcome.clone()).increment(1);
-            metrics::histogram!(super::UPSTREAM_SECONDS).record(elapsed.as_secs_f64());
-            let id = facts
-                .iter()
-                .find(|(n, _)| *n == "x-vonage-jti" || *n == "x-vonage-nonce")
-                .map_or("", |(_, v)| v.as_str());
-            let key = facts
-                .iter()
-                .find(|(n, _)| *n == "x-vonage-api-key")
-                .map_or("", |(_, v)| v.as_str());
             tracing::info!(
                 target: "vonage_callbacks::proxy",
-                api_key = key,
+                api_key,
                 id,
                 upstream = %outcome,
                 upstream_ms = elapsed.as_millis() as u64,
                 "forwarded"
             );
+            metrics::counter!(super::UPSTREAM_RESPONSES, "status" => outcome).increment(1);
+            metrics::histogram!(super::UPSTREAM_SECONDS).record(elapsed.as_secs_f64());
             Ok(response)
         })
     }

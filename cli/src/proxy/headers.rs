@@ -45,13 +45,11 @@ pub fn strip(headers: &mut HeaderMap, keep_authorization: bool) {
     }
 }
 
-/// Adds the verified facts as `X-Vonage-<name>` headers; a value that cannot be a header value is
-/// left out rather than mangled.
-pub fn add(headers: &mut HeaderMap, facts: &[(&'static str, &str)]) {
-    for (name, value) in facts {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
+/// Adds one verified fact as the header `name` (an `x-vonage-` name); a value that cannot be a
+/// header value is left out rather than mangled.
+pub fn add(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
     }
 }
 

@@ -7,12 +7,13 @@
 mod admin;
 mod forward;
 mod headers;
+mod pool;
+mod serve;
 mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use http::Uri;
 use tower::Layer;
 use vonage_secure_callbacks::replay::{ReplayStore, SqliteReplayStore};
@@ -150,7 +151,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         .map(|s| sms_path(s))
         .collect::<Result<_, _>>()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::config(cert, key)?),
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
     };
     let secrets = args.key.secrets()?;
@@ -221,7 +222,7 @@ struct Setup {
     args: ProxyArgs,
     secrets: vonage_secure_callbacks::Secrets,
     sms: Vec<(String, SignatureMethod)>,
-    tls: Option<rustls::ServerConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     recorder: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -234,18 +235,21 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
         recorder,
     } = setup;
     let forward = Forward::new(
-        args.upstream.clone(),
+        &args.upstream,
         Duration::from_secs(args.upstream_timeout),
         args.keep_authorization,
-    );
+    )?;
     let jwt = CallbackVerifier::new(secrets.clone()).body_limit(args.body_limit);
     let jwt = SecureCallbackLayer::new(jwt).replay_store(store.clone());
-    let mut public = Router::new().fallback_service(jwt.layer(forward.clone()));
-    for (path, method) in &sms {
-        let verifier = SmsVerifier::new(secrets.clone(), *method).body_limit(args.body_limit);
-        let layer = SecureCallbackLayer::sms(verifier).replay_store(store.clone());
-        public = public.route_service(path, layer.layer(forward.clone()));
-    }
+    let sms_services = sms
+        .iter()
+        .map(|(path, method)| {
+            let verifier = SmsVerifier::new(secrets.clone(), *method).body_limit(args.body_limit);
+            let layer = SecureCallbackLayer::sms(verifier).replay_store(store.clone());
+            (path.clone(), layer.layer(forward.clone()))
+        })
+        .collect();
+    let public = serve::Paths::new(jwt.layer(forward), sms_services);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let admin_listener = tokio::net::TcpListener::bind(args.admin_listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -272,19 +276,8 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
         }
     });
     let bound = Duration::from_secs(args.shutdown_timeout);
-    let server = match tls {
-        Some(config) => tokio::spawn(tls::serve(listener, config, public, stopped, bound)),
-        None => {
-            let mut public_stopped = stopped;
-            let server = axum::serve(listener, public).with_graceful_shutdown(async move {
-                let _ = public_stopped.changed().await;
-            });
-            tokio::spawn(async move {
-                // In-flight callbacks finish (and settle) within the bound.
-                tokio::time::timeout(bound, server).await.is_ok()
-            })
-        }
-    };
+    // In-flight callbacks finish (and settle) within the bound.
+    let server = tokio::spawn(serve::serve(listener, tls, public, stopped, bound));
     signal().await;
     tracing::info!(target: "vonage_callbacks::proxy", "stopping: no new connections; finishing callbacks in flight");
     let _ = stop.send(true);

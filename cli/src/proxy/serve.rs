@@ -1,0 +1,142 @@
+//! The public listener: each connection served by hyper's HTTP/1.1 server, over TLS when
+//! configured, behind a graceful-shutdown watcher; each request goes to the verifying service
+//! of its path. No router: the proxy has one decision to make per request, and hyper's own
+//! connection is the cheapest way to serve it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::util::Oneshot;
+use tower::ServiceExt;
+
+/// How long a client may take to send a request's head; a connection that trickles one (or
+/// sends nothing) is closed, so that idle or slow clients cannot hold the proxy's sockets.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The verifying service of each path: the SMS scheme's on the paths given, the JWT scheme's on
+/// every other.
+pub struct Paths<S> {
+    sms: Vec<(String, S)>,
+    jwt: S,
+}
+
+impl<S> Paths<S> {
+    pub fn new(jwt: S, sms: Vec<(String, S)>) -> Self {
+        Self { sms, jwt }
+    }
+}
+
+/// Each connection's handle on the paths' services.
+struct Connection<S>(Arc<Paths<S>>);
+
+impl<S> hyper::service::Service<Request<Incoming>> for Connection<S>
+where
+    S: tower::Service<Request<Incoming>> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Oneshot<S, Request<Incoming>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let paths = &self.0;
+        let service = paths
+            .sms
+            .iter()
+            .find(|(path, _)| path == request.uri().path())
+            .map_or(&paths.jwt, |(_, service)| service);
+        // Readied, then called: the tower contract, at the cost of one clone of a few `Arc`s.
+        service.clone().oneshot(request)
+    }
+}
+
+/// Serves `paths` until `stop` says so, then lets connections finish within `bound`. Returns
+/// whether they all did.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    paths: Paths<S>,
+    mut stop: watch::Receiver<bool>,
+    bound: Duration,
+) -> bool
+where
+    S: tower::Service<Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let paths = Arc::new(paths);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // A failed accept (out of descriptors, say) must not end the server, nor spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        // Answers are single writes: Nagle's wait would only delay them.
+        let _ = tcp.set_nodelay(true);
+        let service = Connection(Arc::clone(&paths));
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                tokio::spawn(connection(TokioIo::new(tcp), service, watcher));
+            }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(tcp);
+                tokio::spawn(async move {
+                    // A client that fails or stalls the handshake is simply gone.
+                    if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        connection(TokioIo::new(tls), service, watcher).await;
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::time::timeout(bound, graceful.shutdown())
+        .await
+        .is_ok()
+}
+
+/// One client connection, until it closes (or is closed by the shutdown).
+async fn connection<I, S, B>(io: I, service: Connection<S>, watcher: Watcher)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: tower::Service<Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT);
+    // A connection's end (a client gone, a reset) is no error of the proxy's.
+    let _ = watcher.watch(builder.serve_connection(io, service)).await;
+}

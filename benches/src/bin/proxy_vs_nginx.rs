@@ -1,8 +1,10 @@
 //! The verifying proxy beside nginx `proxy_pass`, in one run: the same signed 2 KiB callbacks
-//! over 32 connections to the same upstream, once through `vonage-callbacks proxy` (which
-//! verifies and keeps the replay window) and once through nginx (which forwards and verifies
-//! nothing). Measured: each proxy process's own CPU per callback (from `/proc/PID/stat`) and the
-//! client's latency p50/p99. Rounds alternate the order; figures are medians of per-round ones.
+//! over 32 connections to the same upstream, through `vonage-callbacks proxy` (which verifies,
+//! keeps the replay window and logs a line per callback to a file), through nginx with no access
+//! log (a plain hop, verifying nothing) and through nginx logging each request to a file (its
+//! default, the like-for-like hop). Measured: each process's own CPU per callback (from
+//! `/proc/PID/stat`) and the client's latency p50/p99. Rounds rotate the order; figures are
+//! medians of per-round ones.
 //!
 //! ```text
 //! cargo build --release -p vonage-callbacks
@@ -10,9 +12,9 @@
 //! ```
 //!
 //! nginx is installed from the distribution's packages (apt) when it is missing. Last line:
-//! `proxy_vs_nginx cpu_us proxy=A nginx=B verify=C ratio=A/B p50_ms proxy=.. nginx=.. p99_ms ...`,
-//! where `verify` is this run's in-process cost of verifying one callback: the aim is
-//! `proxy <= nginx + verify`.
+//! `proxy_vs_nginx cpu_us proxy=A nginx=B nginx_logged=C verify=V ratio=A/B ratio_logged=A/C
+//! p50_ms ... p99_ms ...`, where `verify` is this run's in-process cost of verifying one
+//! callback: the aim is `proxy <= nginx + verify`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,14 +74,21 @@ fn nginx() -> PathBuf {
     found("/usr/sbin/nginx").expect("nginx installed")
 }
 
-/// nginx, one process, forwarding to `upstream` over kept-alive connections.
-fn start_nginx(dir: &Path, upstream: u16) -> (Killed, SocketAddr) {
+/// nginx, one process, forwarding to `upstream` over kept-alive connections; with `access_log`,
+/// one line per request in a file (nginx's default format), as the proxy logs each callback.
+fn start_nginx(dir: &Path, upstream: u16, access_log: bool) -> (Killed, SocketAddr) {
+    std::fs::create_dir_all(dir).unwrap();
     let port = free_port();
+    let log = if access_log {
+        format!("access_log {}/access.log", dir.display())
+    } else {
+        "access_log off".to_owned()
+    };
     let conf = format!(
         "daemon off; master_process off; worker_processes 1; error_log stderr warn; pid {dir}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
-  access_log off;
+  {log};
   client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;
   fastcgi_temp_path {dir}/f; uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
   upstream app {{ server 127.0.0.1:{upstream}; keepalive 64; }}
@@ -102,11 +111,12 @@ http {{
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
 }
 
-fn start_proxy(dir: &Path, upstream: u16) -> (Killed, SocketAddr) {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/vonage-callbacks");
+/// The proxy binary `bin`, logging to `log` in `dir`.
+fn start_proxy(bin: &Path, dir: &Path, log: &str, upstream: u16) -> (Killed, SocketAddr) {
     assert!(
         bin.exists(),
-        "build it first: cargo build --release -p vonage-callbacks"
+        "{} missing: build it first (cargo build --release -p vonage-callbacks)",
+        bin.display()
     );
     let port = free_port();
     let child = Command::new(bin)
@@ -118,7 +128,8 @@ fn start_proxy(dir: &Path, upstream: u16) -> (Killed, SocketAddr) {
         .args(["--admin-listen", "127.0.0.1:0"])
         .args(["--upstream", &format!("http://127.0.0.1:{upstream}")])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Its log lines go to a file, as nginx's access log does.
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
         .spawn()
         .unwrap();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
@@ -197,12 +208,17 @@ async fn round(addr: SocketAddr, pid: u32, signer: &CallbackSigner, n: usize) ->
 fn main() {
     let mut requests = 20_000;
     let mut rounds = 3;
+    // Another build of the proxy to run beside this one (a change's before and after).
+    let mut baseline: Option<PathBuf> = None;
     let args: Vec<String> = std::env::args().collect();
     for pair in args[1..].chunks(2) {
-        match (pair[0].as_str(), pair.get(1).and_then(|v| v.parse().ok())) {
-            ("--requests", Some(v)) => requests = v,
-            ("--rounds", Some(v)) => rounds = v,
-            _ => panic!("usage: proxy_vs_nginx [--requests N] [--rounds N]"),
+        match (pair[0].as_str(), pair.get(1)) {
+            ("--requests", Some(v)) if v.parse::<usize>().is_ok() => requests = v.parse().unwrap(),
+            ("--rounds", Some(v)) if v.parse::<usize>().is_ok() => rounds = v.parse().unwrap(),
+            ("--baseline", Some(v)) => baseline = Some(PathBuf::from(v)),
+            _ => panic!(
+                "usage: proxy_vs_nginx [--requests N] [--rounds N] [--baseline PROXY_BINARY]"
+            ),
         }
     }
     let dir = std::env::temp_dir().join(format!("proxy-vs-nginx-{}", std::process::id()));
@@ -215,31 +231,62 @@ fn main() {
         let app = axum::Router::new().fallback(|| async { "ok" });
         tokio::spawn(async move { axum::serve(listener, app).await });
 
-        let (nginx, nginx_addr) = start_nginx(&dir, upstream);
-        let (proxy, proxy_addr) = start_proxy(&dir, upstream);
-        wait_for(nginx_addr).await;
-        wait_for(proxy_addr).await;
+        let this_build =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/vonage-callbacks");
+        let mut contenders = vec![
+            ("proxy", start_proxy(&this_build, &dir, "proxy.log", upstream)),
+            ("nginx", start_nginx(&dir.join("nginx"), upstream, false)),
+            ("nginx_logged", start_nginx(&dir.join("nginx-logged"), upstream, true)),
+        ];
+        if let Some(bin) = &baseline {
+            contenders.push(("baseline", start_proxy(bin, &dir, "baseline.log", upstream)));
+        }
         let signer = signer();
-        // Warm both up.
-        round(nginx_addr, nginx.0.id(), &signer, 2000).await;
-        round(proxy_addr, proxy.0.id(), &signer, 2000).await;
+        for (_, (process, addr)) in &contenders {
+            wait_for(*addr).await;
+            // Warm each up.
+            round(*addr, process.0.id(), &signer, 2000).await;
+        }
 
-        let mut figures: Vec<[f64; 6]> = Vec::new();
+        // figures[r][c] = (CPU µs, p50 ms, p99 ms) of contender c in round r.
+        let n = contenders.len();
+        let mut figures: Vec<Vec<(f64, f64, f64)>> = Vec::new();
         for r in 0..rounds {
-            let (p, n) = if r % 2 == 0 {
-                let p = round(proxy_addr, proxy.0.id(), &signer, requests).await;
-                (p, round(nginx_addr, nginx.0.id(), &signer, requests).await)
-            } else {
-                let n = round(nginx_addr, nginx.0.id(), &signer, requests).await;
-                (round(proxy_addr, proxy.0.id(), &signer, requests).await, n)
+            let mut this = vec![(0.0, 0.0, 0.0); n];
+            // Each round starts with the next contender, so none always runs first.
+            for i in 0..n {
+                let c = (r + i) % n;
+                let (_, (process, addr)) = &contenders[c];
+                this[c] = round(*addr, process.0.id(), &signer, requests).await;
+            }
+            let line = |f: fn(&(f64, f64, f64)) -> f64, digits: usize| {
+                let values: Vec<String> = contenders
+                    .iter()
+                    .zip(&this)
+                    .map(|((name, _), x)| format!("{name}={:.digits$}", f(x)))
+                    .collect();
+                values.join(" ")
             };
             println!(
-                "round {r}: cpu_us proxy={:.1} nginx={:.1}  p50_ms proxy={:.3} nginx={:.3}  p99_ms proxy={:.3} nginx={:.3}",
-                p.0, n.0, p.1, n.1, p.2, n.2
+                "round {r}: cpu_us {}  p50_ms {}  p99_ms {}",
+                line(|x| x.0, 1),
+                line(|x| x.1, 3),
+                line(|x| x.2, 3)
             );
-            figures.push([p.0, n.0, p.1, n.1, p.2, n.2]);
+            figures.push(this);
         }
-        let m = |i: usize| median(figures.iter().map(|f| f[i]).collect());
+        let median_of = |c: usize, f: fn(&(f64, f64, f64)) -> f64| {
+            median(figures.iter().map(|round| f(&round[c])).collect())
+        };
+        let summary = |f: fn(&(f64, f64, f64)) -> f64, digits: usize| {
+            let values: Vec<String> = contenders
+                .iter()
+                .enumerate()
+                .map(|(c, (name, _))| format!("{name}={:.digits$}", median_of(c, f)))
+                .collect();
+            values.join(" ")
+        };
+        let cpu = |c| median_of(c, |x| x.0);
 
         // This run's cost of the verification itself, in process.
         let verifier = verifier();
@@ -257,17 +304,20 @@ fn main() {
         }
         let verify = started.elapsed().as_secs_f64() * 1e6 / tokens.len() as f64;
 
+        let baseline = if baseline.is_some() {
+            format!(" ratio_baseline={:.2}", cpu(0) / cpu(3))
+        } else {
+            String::new()
+        };
         println!(
-            "proxy_vs_nginx cpu_us proxy={:.1} nginx={:.1} verify={verify:.1} ratio={:.2} p50_ms proxy={:.3} nginx={:.3} p99_ms proxy={:.3} nginx={:.3}",
-            m(0),
-            m(1),
-            m(0) / m(1),
-            m(2),
-            m(3),
-            m(4),
-            m(5)
+            "proxy_vs_nginx cpu_us {} verify={verify:.1} ratio={:.2} ratio_logged={:.2}{baseline} p50_ms {} p99_ms {}",
+            summary(|x| x.0, 1),
+            cpu(0) / cpu(1),
+            cpu(0) / cpu(2),
+            summary(|x| x.1, 3),
+            summary(|x| x.2, 3)
         );
-        drop((nginx, proxy));
+        drop(contenders);
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

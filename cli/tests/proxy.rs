@@ -423,6 +423,60 @@ fn a_hanging_upstream_is_504_and_the_callback_is_released() {
 }
 
 #[test]
+fn a_client_that_sends_no_head_or_trickles_one_is_closed_after_the_head_timeout() {
+    use std::io::{Read, Write};
+    let dir = scratch("proxy-head-timeout");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--head-timeout", "1"],
+        &dir,
+    );
+    let started = Instant::now();
+    // One connection says nothing at all.
+    let mut silent = std::net::TcpStream::connect(&proxy.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Another sends a head a few bytes at a time, never finishing it.
+    let addr = proxy.addr.clone();
+    let trickle = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let began = Instant::now();
+        stream
+            .write_all(b"POST /vonage/video HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+        // Bounded: at most 50 bytes, 200 ms apart.
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(200));
+            if stream.write_all(b"a").is_err() {
+                return Some(began.elapsed());
+            }
+        }
+        None
+    });
+    // Meanwhile a genuine callback on its own connection is served.
+    let body = br#"{"event":"prompt"}"#;
+    let authorization = signer().authorization(body);
+    assert_eq!(callback(&proxy, "/vonage/ok", &authorization, body).0, 200);
+    let mut rest = Vec::new();
+    // End of stream, not the read timeout: the proxy closed it.
+    silent.read_to_end(&mut rest).unwrap();
+    let silent_for = started.elapsed();
+    assert!(
+        silent_for >= Duration::from_millis(900) && silent_for < Duration::from_secs(5),
+        "{silent_for:?}"
+    );
+    let trickled_for = trickle
+        .join()
+        .unwrap()
+        .expect("the trickling client was closed");
+    assert!(trickled_for < Duration::from_secs(5), "{trickled_for:?}");
+    // Neither reached the upstream.
+    assert_eq!(upstream.received().len(), 1);
+}
+
+#[test]
 fn sigterm_lets_callbacks_in_flight_finish_then_exits_0() {
     let dir = scratch("proxy-sigterm");
     let upstream = Upstream::start(&dir, 0);

@@ -87,6 +87,16 @@ pub struct ProxyArgs {
         default_value_t = 20
     )]
     shutdown_timeout: u64,
+    /// How long a client may take to send a request's head (and how long a kept-alive
+    /// connection may sit idle), in seconds: then the connection is closed, so that idle or
+    /// trickling clients cannot hold the proxy's sockets.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_HEAD_TIMEOUT",
+        hide_env_values = true,
+        default_value_t = 30
+    )]
+    head_timeout: u64,
     /// Forward the `Authorization` header too (dropped by default: the upstream has the
     /// verified facts, and a token it might log is a replayable callback elsewhere).
     #[arg(long, env = "VONAGE_PROXY_KEEP_AUTHORIZATION", hide_env_values = true)]
@@ -154,6 +164,9 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
     };
+    if args.head_timeout == 0 {
+        return Err("--head-timeout must be at least 1 (second)".into());
+    }
     let secrets = args.key.secrets()?;
     let runtime = match args.workers {
         0 => return Err("--workers must be at least 1".into()),
@@ -277,7 +290,11 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
     });
     let bound = Duration::from_secs(args.shutdown_timeout);
     // In-flight callbacks finish (and settle) within the bound.
-    let server = tokio::spawn(serve::serve(listener, tls, public, stopped, bound));
+    let timeouts = serve::Timeouts {
+        head: Duration::from_secs(args.head_timeout),
+        shutdown: bound,
+    };
+    let server = tokio::spawn(serve::serve(listener, tls, public, stopped, timeouts));
     signal().await;
     tracing::info!(target: "vonage_callbacks::proxy", "stopping: no new connections; finishing callbacks in flight");
     let _ = stop.send(true);

@@ -16,9 +16,16 @@ use tokio_rustls::TlsAcceptor;
 use tower::util::Oneshot;
 use tower::ServiceExt;
 
-/// How long a client may take to send a request's head; a connection that trickles one (or
-/// sends nothing) is closed, so that idle or slow clients cannot hold the proxy's sockets.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long things may take.
+#[derive(Clone, Copy)]
+pub struct Timeouts {
+    /// For a client to send a request's head (kept-alive connections wait for the next head
+    /// under it too); a connection that trickles one, or sends nothing, is closed, so that idle
+    /// or slow clients cannot hold the proxy's sockets.
+    pub head: Duration,
+    /// For connections to finish once the proxy is told to stop.
+    pub shutdown: Duration,
+}
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,14 +65,14 @@ where
     }
 }
 
-/// Serves `paths` until `stop` says so, then lets connections finish within `bound`. Returns
-/// whether they all did.
+/// Serves `paths` until `stop` says so, then lets connections finish within the shutdown
+/// timeout. Returns whether they all did.
 pub async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     paths: Paths<S>,
     mut stop: watch::Receiver<bool>,
-    bound: Duration,
+    timeouts: Timeouts,
 ) -> bool
 where
     S: tower::Service<Request<Incoming>, Response = http::Response<B>>
@@ -99,27 +106,32 @@ where
         let watcher = graceful.watcher();
         match &tls {
             None => {
-                tokio::spawn(connection(TokioIo::new(tcp), service, watcher));
+                tokio::spawn(connection(
+                    TokioIo::new(tcp),
+                    service,
+                    watcher,
+                    timeouts.head,
+                ));
             }
             Some(acceptor) => {
                 let handshake = acceptor.accept(tcp);
                 tokio::spawn(async move {
                     // A client that fails or stalls the handshake is simply gone.
                     if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        connection(TokioIo::new(tls), service, watcher).await;
+                        connection(TokioIo::new(tls), service, watcher, timeouts.head).await;
                     }
                 });
             }
         }
     }
     drop(listener);
-    tokio::time::timeout(bound, graceful.shutdown())
+    tokio::time::timeout(timeouts.shutdown, graceful.shutdown())
         .await
         .is_ok()
 }
 
 /// One client connection, until it closes (or is closed by the shutdown).
-async fn connection<I, S, B>(io: I, service: Connection<S>, watcher: Watcher)
+async fn connection<I, S, B>(io: I, service: Connection<S>, watcher: Watcher, head: Duration)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: tower::Service<Request<Incoming>, Response = http::Response<B>>
@@ -134,9 +146,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT);
+    builder.timer(TokioTimer::new()).header_read_timeout(head);
     // A connection's end (a client gone, a reset) is no error of the proxy's.
     let _ = watcher.watch(builder.serve_connection(io, service)).await;
 }

@@ -288,11 +288,10 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
                 .await
         }
     });
-    let bound = Duration::from_secs(args.shutdown_timeout);
-    // In-flight callbacks finish (and settle) within the bound.
     let timeouts = serve::Timeouts {
         head: Duration::from_secs(args.head_timeout),
-        shutdown: bound,
+        // In-flight callbacks finish (and settle) within this bound.
+        shutdown: Duration::from_secs(args.shutdown_timeout),
     };
     let server = tokio::spawn(serve::serve(listener, tls, public, stopped, timeouts));
     signal().await;

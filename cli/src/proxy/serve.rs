@@ -26,6 +26,7 @@ pub struct Timeouts {
     /// For connections to finish once the proxy is told to stop.
     pub shutdown: Duration,
 }
+
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -15,6 +15,10 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::util::Oneshot;
 use tower::ServiceExt;
+use vonage_secure_callbacks::replay::ReplayStore;
+use vonage_secure_callbacks::SecureCallbackService;
+
+use super::forward::Forward;
 
 /// How long things may take.
 #[derive(Clone, Copy)]
@@ -30,29 +34,29 @@ pub struct Timeouts {
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The library's layer over the forwarder: what serves each request.
+pub type Verifying<R> = SecureCallbackService<Forward, R>;
+
 /// The verifying service of each path: the SMS scheme's on the paths given, the JWT scheme's on
 /// every other.
-pub struct Paths<S> {
-    sms: Vec<(String, S)>,
-    jwt: S,
+pub struct Paths<R> {
+    sms: Vec<(String, Verifying<R>)>,
+    jwt: Verifying<R>,
 }
 
-impl<S> Paths<S> {
-    pub fn new(jwt: S, sms: Vec<(String, S)>) -> Self {
+impl<R> Paths<R> {
+    pub fn new(jwt: Verifying<R>, sms: Vec<(String, Verifying<R>)>) -> Self {
         Self { sms, jwt }
     }
 }
 
 /// Each connection's handle on the paths' services.
-struct Connection<S>(Arc<Paths<S>>);
+struct Connection<R>(Arc<Paths<R>>);
 
-impl<S> hyper::service::Service<Request<Incoming>> for Connection<S>
-where
-    S: tower::Service<Request<Incoming>> + Clone,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Oneshot<S, Request<Incoming>>;
+impl<R: ReplayStore> hyper::service::Service<Request<Incoming>> for Connection<R> {
+    type Response = <Verifying<R> as tower::Service<Request<Incoming>>>::Response;
+    type Error = <Verifying<R> as tower::Service<Request<Incoming>>>::Error;
+    type Future = Oneshot<Verifying<R>, Request<Incoming>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let paths = &self.0;
@@ -68,25 +72,13 @@ where
 
 /// Serves `paths` until `stop` says so, then lets connections finish within the shutdown
 /// timeout. Returns whether they all did.
-pub async fn serve<S, B>(
+pub async fn serve<R: ReplayStore>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    paths: Paths<S>,
+    paths: Paths<R>,
     mut stop: watch::Receiver<bool>,
     timeouts: Timeouts,
-) -> bool
-where
-    S: tower::Service<Request<Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> bool {
     let paths = Arc::new(paths);
     let graceful = GracefulShutdown::new();
     loop {
@@ -132,19 +124,10 @@ where
 }
 
 /// One client connection, until it closes (or is closed by the shutdown).
-async fn connection<I, S, B>(io: I, service: Connection<S>, watcher: Watcher, head: Duration)
+async fn connection<I, R>(io: I, service: Connection<R>, watcher: Watcher, head: Duration)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: tower::Service<Request<Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    R: ReplayStore,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(head);

@@ -35,7 +35,7 @@ struct Settings {
 }
 
 impl Forward {
-    /// Forwards to `upstream`, an `http://` URL with an authority (checked by the caller).
+    /// Forwards to `upstream`, which must be an `http://` URL with a host.
     pub fn new(
         upstream: &Uri,
         timeout: Duration,
@@ -43,6 +43,7 @@ impl Forward {
     ) -> Result<Self, String> {
         let authority = upstream
             .authority()
+            .filter(|_| upstream.scheme_str() == Some("http"))
             .ok_or("--upstream must be an http:// URL with a host")?;
         let port = authority.port_u16().unwrap_or(80);
         let host = HeaderValue::from_str(authority.as_str())

@@ -152,9 +152,12 @@ fn sms_path(setting: &str) -> Result<(String, SignatureMethod), Error> {
 }
 
 pub fn run(args: ProxyArgs) -> Result<bool, Error> {
-    if args.upstream.scheme_str() != Some("http") || args.upstream.authority().is_none() {
-        return Err("--upstream must be an http:// URL with a host".into());
-    }
+    // Checked here, before anything starts: a bad --upstream stops the proxy naming it.
+    let forward = Forward::new(
+        &args.upstream,
+        Duration::from_secs(args.upstream_timeout),
+        args.keep_authorization,
+    )?;
     let sms: Vec<(String, SignatureMethod)> = args
         .sms
         .iter()
@@ -201,6 +204,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         let setting = args.replay_store.clone();
         let setup = Setup {
             args,
+            forward,
             secrets,
             sms,
             tls,
@@ -233,6 +237,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
 /// What the proxy runs with, once the configuration was read.
 struct Setup {
     args: ProxyArgs,
+    forward: Forward,
     secrets: vonage_secure_callbacks::Secrets,
     sms: Vec<(String, SignatureMethod)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -242,16 +247,12 @@ struct Setup {
 async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
     let Setup {
         args,
+        forward,
         secrets,
         sms,
         tls,
         recorder,
     } = setup;
-    let forward = Forward::new(
-        &args.upstream,
-        Duration::from_secs(args.upstream_timeout),
-        args.keep_authorization,
-    )?;
     let jwt = CallbackVerifier::new(secrets.clone()).body_limit(args.body_limit);
     let jwt = SecureCallbackLayer::new(jwt).replay_store(store.clone());
     let sms_services = sms

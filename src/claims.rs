@@ -47,11 +47,6 @@ impl SecretUsed {
         self.index
     }
 
-    #[cfg(feature = "metrics")]
-    pub(crate) fn label_arc(&self) -> Option<&std::sync::Arc<str>> {
-        self.label.as_ref()
-    }
-
     /// The secret's label ([`Secret::labelled`](crate::Secret::labelled)), if it has one.
     pub fn label(&self) -> Option<&str> {
         self.label.as_deref()

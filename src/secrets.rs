@@ -74,6 +74,12 @@ impl Secret {
         self.label.clone()
     }
 
+    /// The label, shared: a metric label without a copy.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn label_arc(&self) -> Option<&Arc<str>> {
+        self.label.as_ref()
+    }
+
     /// The secret's bytes, for the SMS scheme's hashes (jsonwebtoken keeps them for HMAC keys).
     #[cfg(feature = "sms")]
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -146,7 +152,15 @@ impl std::error::Error for SecretError {}
 /// ```
 #[derive(Clone, Default)]
 pub struct Secrets {
-    projects: Arc<HashMap<Arc<str>, Vec<Secret>>>,
+    projects: Arc<HashMap<Arc<str>, Project>>,
+}
+
+/// One project's secrets and, with feature `metrics`, the series its accepted callbacks count in.
+#[derive(Clone, Default)]
+struct Project {
+    secrets: Vec<Secret>,
+    #[cfg(feature = "metrics")]
+    series: crate::metrics::ProjectSeries,
 }
 
 impl Secrets {
@@ -158,22 +172,37 @@ impl Secrets {
     /// Adds `secret` for the project `api_key`, beside any secret it already has.
     pub fn project(mut self, api_key: impl Into<String>, secret: Secret) -> Self {
         let api_key: String = api_key.into();
-        Arc::make_mut(&mut self.projects)
+        let project = Arc::make_mut(&mut self.projects)
             .entry(Arc::from(api_key))
-            .or_default()
-            .push(secret);
+            .or_default();
+        project.secrets.push(secret);
+        // Its series are registered anew, with the new secret among them.
+        #[cfg(feature = "metrics")]
+        {
+            project.series = Default::default();
+        }
         self
     }
 
     /// The secrets configured for `api_key`, empty for an unknown key.
     pub fn secrets_for(&self, api_key: &str) -> &[Secret] {
-        self.projects.get(api_key).map_or(&[], Vec::as_slice)
+        self.projects
+            .get(api_key)
+            .map_or(&[], |project| project.secrets.as_slice())
     }
 
     /// The configured key equal to `api_key`, shared: a metric label without a copy.
     #[cfg(feature = "metrics")]
     pub(crate) fn configured_key(&self, api_key: &str) -> Option<&Arc<str>> {
         self.projects.get_key_value(api_key).map(|(key, _)| key)
+    }
+
+    /// The series of `api_key`'s accepted callbacks, registered on first use; `None` for a key
+    /// not configured.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn accepted_series(&self, api_key: &str) -> Option<&crate::metrics::Accepted> {
+        let (key, project) = self.projects.get_key_value(api_key)?;
+        Some(project.series.get_or_register(key, &project.secrets))
     }
 
     /// The API keys that have secrets (API keys are not secrets).
@@ -190,8 +219,11 @@ impl Secrets {
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for (api_key, secrets) in self.projects.iter() {
-            map.entry(api_key, &format_args!("{} secret(s)", secrets.len()));
+        for (api_key, project) in self.projects.iter() {
+            map.entry(
+                api_key,
+                &format_args!("{} secret(s)", project.secrets.len()),
+            );
         }
         map.finish()
     }

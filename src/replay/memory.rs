@@ -82,6 +82,8 @@ struct Inner {
     last_warning: AtomicU64,
     /// One eviction at a time; the others wait for it and find room.
     evicting: Mutex<()>,
+    #[cfg(feature = "metrics")]
+    gauges: crate::metrics::StoreGauges,
 }
 
 type Map = HashMap<Fingerprint, Entry, PassThrough>;
@@ -271,6 +273,8 @@ impl MemoryReplayStore {
                 last_now: AtomicU64::new(0),
                 last_warning: AtomicU64::new(0),
                 evicting: Mutex::new(()),
+                #[cfg(feature = "metrics")]
+                gauges: Default::default(),
             }),
         }
     }
@@ -565,7 +569,8 @@ impl ReplayStore for MemoryReplayStore {
         #[cfg(feature = "metrics")]
         {
             let full = Duration::from_secs(self.inner.span.load(Ordering::Relaxed));
-            crate::metrics::store(self.len(), self.effective_window().unwrap_or(full));
+            let window = self.effective_window().unwrap_or(full);
+            self.inner.gauges.set(self.len(), window);
         }
         ready(reservation)
     }

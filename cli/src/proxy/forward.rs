@@ -19,6 +19,7 @@ use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
 use super::headers;
 use super::pool::Pool;
+use super::upstream::{Outcome, UpstreamSeries};
 
 /// Forwards to one upstream. Cloned per request (the router does), so one `Arc`.
 #[derive(Clone)]
@@ -32,6 +33,7 @@ struct Settings {
     prefix: String,
     timeout: Duration,
     keep_authorization: bool,
+    series: UpstreamSeries,
 }
 
 impl Forward {
@@ -54,6 +56,7 @@ impl Forward {
             prefix: upstream.path().trim_end_matches('/').to_owned(),
             timeout,
             keep_authorization,
+            series: UpstreamSeries::new(),
         })))
     }
 
@@ -131,16 +134,16 @@ impl Service<Request<VerifiedBody>> for Forward {
             let (response, outcome) =
                 match tokio::time::timeout(this.0.timeout, this.0.pool.send(outbound)).await {
                     Ok(Ok(response)) => {
-                        let code = response.status().as_u16().to_string();
-                        (response.map(Full::new), code)
+                        let outcome = Outcome::Answered(response.status());
+                        (response.map(Full::new), outcome)
                     }
                     Ok(Err(_)) => (
                         status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-                        "unreachable".into(),
+                        Outcome::Unreachable,
                     ),
                     Err(_) => (
                         status(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                        "timeout".into(),
+                        Outcome::Timeout,
                     ),
                 };
             let elapsed = started.elapsed();
@@ -152,8 +155,7 @@ impl Service<Request<VerifiedBody>> for Forward {
                 upstream_ms = elapsed.as_millis() as u64,
                 "forwarded"
             );
-            metrics::counter!(super::UPSTREAM_RESPONSES, "status" => outcome).increment(1);
-            metrics::histogram!(super::UPSTREAM_SECONDS).record(elapsed.as_secs_f64());
+            this.0.series.record(outcome, elapsed);
             Ok(response)
         })
     }

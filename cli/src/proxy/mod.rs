@@ -10,6 +10,7 @@ mod headers;
 mod pool;
 mod serve;
 mod tls;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,11 +24,6 @@ use vonage_secure_callbacks::{CallbackVerifier, MemoryReplayStore, SecureCallbac
 use crate::keys::KeyArgs;
 use crate::Error;
 use forward::Forward;
-
-/// Upstream answers by status (`2xx` codes, `unreachable`, `timeout`).
-pub const UPSTREAM_RESPONSES: &str = "vonage_proxy_upstream_responses_total";
-/// Time to the upstream's whole answer, seconds.
-pub const UPSTREAM_SECONDS: &str = "vonage_proxy_upstream_seconds";
 
 /// How the proxy runs: flags, each with an environment variable.
 #[derive(clap::Args)]

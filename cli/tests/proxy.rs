@@ -788,9 +788,17 @@ fn json_logs_give_one_line_per_callback_with_its_reason_and_upstream() {
     let body = br#"{"event":"logged"}"#;
     let authorization = signer().authorization(body);
     assert_eq!(callback(&proxy, "/status/202", &authorization, body).0, 202);
+    // Lines are written in batches: this one within 100 ms, while the proxy runs on.
+    let written = || std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !written().contains(r#""message":"forwarded""#) {
+        assert!(Instant::now() < deadline, "never written: {}", written());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(callback(&proxy, "/status/202", &authorization, body).0, 409);
+    // And the replay's line, logged just before the proxy is told to stop, by its exit.
     assert!(proxy.terminate().success());
-    let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap();
+    let log = written();
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{err}: {l}")))

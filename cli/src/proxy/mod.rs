@@ -7,6 +7,7 @@
 mod admin;
 mod forward;
 mod headers;
+mod log;
 mod pool;
 mod serve;
 mod tls;
@@ -177,8 +178,11 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             .enable_all()
             .build()?,
     };
-    runtime.block_on(async move {
-        // Logs on stderr (stdout says where the proxy listens), colour only for a terminal.
+    // Logs on stderr (stdout says where the proxy listens), in batches.
+    let batch = log::Batch::default();
+    let outcome = runtime.block_on(async {
+        tokio::spawn(batch.clone().flush_every_period());
+        // Colour only for a terminal.
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         // RUST_LOG filters as operators expect (default: info, one line per callback).
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -186,7 +190,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         let log = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(true)
-            .with_writer(std::io::stderr)
+            .with_writer(batch.clone())
             .with_ansi(ansi);
         if args.json_logs {
             log.json().init();
@@ -227,7 +231,10 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             ),
             _ => Err("--replay-store must be memory, sqlite:PATH or redis://…".into()),
         }
-    })
+    });
+    // The last lines, before the proxy exits (or says why it could not start).
+    batch.flush();
+    outcome
 }
 
 /// What the proxy runs with, once the configuration was read.

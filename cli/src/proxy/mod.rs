@@ -127,7 +127,8 @@ pub struct ProxyArgs {
         default_value_t = 1
     )]
     workers: usize,
-    /// Log one JSON object per line instead of text.
+    /// Log one JSON object per line instead of text. Lines go to stderr in batches, each within
+    /// 100 ms of its callback.
     #[arg(long, env = "VONAGE_PROXY_JSON_LOGS", hide_env_values = true)]
     json_logs: bool,
     #[command(flatten)]

@@ -3,6 +3,7 @@
 //! window simulators (`src/bin/`). Shared here: fixtures, the two comparison pipelines, and
 //! reading back criterion's medians so that each bench can print ratios measured in one run.
 
+pub mod hyper_hop;
 pub mod previous_store;
 pub mod ready;
 pub mod reference;

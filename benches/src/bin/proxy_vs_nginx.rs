@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use vonage_callbacks_bench::{body, connect, signer, verifier, API_KEY, NOW, SECRET};
+use vonage_callbacks_bench::{body, connect, hyper_hop, signer, verifier, API_KEY, NOW, SECRET};
 use vonage_secure_callbacks::test_util::CallbackSigner;
 
 const CONNECTIONS: usize = 32;
@@ -37,8 +37,8 @@ impl Drop for Killed {
     }
 }
 
-/// User plus system CPU time of process `pid`, from `/proc/PID/stat`.
-fn cpu_of(pid: u32) -> Duration {
+/// The user and the system CPU time of process `pid`, from `/proc/PID/stat`.
+fn cpu_of(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // The command name may hold spaces: fields are counted after its closing parenthesis.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
@@ -48,8 +48,11 @@ fn cpu_of(pid: u32) -> Duration {
         .take(2)
         .map(|f| f.parse().unwrap())
         .collect();
-    let ticks = rustix::param::clock_ticks_per_second();
-    Duration::from_secs_f64((fields[0] + fields[1]) as f64 / ticks as f64)
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    (
+        Duration::from_secs_f64(fields[0] as f64 / ticks),
+        Duration::from_secs_f64(fields[1] as f64 / ticks),
+    )
 }
 
 fn free_port() -> u16 {
@@ -106,6 +109,16 @@ http {{
     let child = Command::new(nginx())
         .args(["-p", dir.to_str().unwrap(), "-c", "nginx.conf"])
         .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+/// This benchmark's own binary serving the bare hyper hop (`vonage_callbacks_bench::hyper_hop`).
+fn start_hyper_hop(upstream: u16) -> (Killed, SocketAddr) {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--hyper-hop", &port.to_string(), &upstream.to_string()])
         .spawn()
         .unwrap();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
@@ -187,37 +200,56 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One round through `addr` (process `pid`): CPU µs per callback, p50 and p99 in ms.
-async fn round(addr: SocketAddr, pid: u32, signer: &CallbackSigner, n: usize) -> (f64, f64, f64) {
+/// What one round measured of one contender.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    /// Its process's CPU time per callback, user and system, in µs.
+    cpu_us: f64,
+    /// The user part alone: the kernel's share is much the same for every contender.
+    user_us: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// One round of `n` callbacks through `addr` (process `pid`).
+async fn round(addr: SocketAddr, pid: u32, signer: &CallbackSigner, n: usize) -> Figures {
     let payload = Bytes::from(body(2048));
     // Signed before the clock starts: every request its own jti.
     let requests: Vec<(String, Bytes)> = (0..n)
         .map(|_| (signer.authorization(&payload), payload.clone()))
         .collect();
-    let before = cpu_of(pid);
+    let (user, system) = cpu_of(pid);
     let mut latencies = drive(addr, requests).await;
-    let cpu = cpu_of(pid) - before;
+    let (user_after, system_after) = cpu_of(pid);
     latencies.sort();
-    (
-        cpu.as_secs_f64() * 1e6 / n as f64,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-    )
+    let per_callback = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    Figures {
+        cpu_us: per_callback(user_after - user + system_after - system),
+        user_us: per_callback(user_after - user),
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    }
 }
 
 fn main() {
     let mut requests = 20_000;
     let mut rounds = 3;
-    // Another build of the proxy to run beside this one (a change's before and after).
-    let mut baseline: Option<PathBuf> = None;
+    // Other builds of the proxy to run beside this one (a change's before and after).
+    let mut baselines: Vec<PathBuf> = Vec::new();
     let args: Vec<String> = std::env::args().collect();
+    // Started by the run below as a contender of its own.
+    if let [_, mode, port, upstream] = &args[..] {
+        if mode == "--hyper-hop" {
+            return hyper_hop::run(port.parse().unwrap(), upstream.parse().unwrap());
+        }
+    }
     for pair in args[1..].chunks(2) {
         match (pair[0].as_str(), pair.get(1)) {
             ("--requests", Some(v)) if v.parse::<usize>().is_ok() => requests = v.parse().unwrap(),
             ("--rounds", Some(v)) if v.parse::<usize>().is_ok() => rounds = v.parse().unwrap(),
-            ("--baseline", Some(v)) => baseline = Some(PathBuf::from(v)),
+            ("--baseline", Some(v)) => baselines.push(PathBuf::from(v)),
             _ => panic!(
-                "usage: proxy_vs_nginx [--requests N] [--rounds N] [--baseline PROXY_BINARY]"
+                "usage: proxy_vs_nginx [--requests N] [--rounds N] [--baseline PROXY_BINARY]..."
             ),
         }
     }
@@ -233,13 +265,16 @@ fn main() {
 
         let this_build =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/vonage-callbacks");
-        let mut contenders = vec![
-            ("proxy", start_proxy(&this_build, &dir, "proxy.log", upstream)),
-            ("nginx", start_nginx(&dir.join("nginx"), upstream, false)),
-            ("nginx_logged", start_nginx(&dir.join("nginx-logged"), upstream, true)),
+        let mut contenders: Vec<(String, (Killed, SocketAddr))> = vec![
+            ("proxy".into(), start_proxy(&this_build, &dir, "proxy.log", upstream)),
+            ("nginx".into(), start_nginx(&dir.join("nginx"), upstream, false)),
+            ("nginx_logged".into(), start_nginx(&dir.join("nginx-logged"), upstream, true)),
+            ("hyper_hop".into(), start_hyper_hop(upstream)),
         ];
-        if let Some(bin) = &baseline {
-            contenders.push(("baseline", start_proxy(bin, &dir, "baseline.log", upstream)));
+        for (i, bin) in baselines.iter().enumerate() {
+            let name = format!("baseline{}", i + 1);
+            let log = format!("{name}.log");
+            contenders.push((name, start_proxy(bin, &dir, &log, upstream)));
         }
         let signer = signer();
         for (_, (process, addr)) in &contenders {
@@ -248,18 +283,18 @@ fn main() {
             round(*addr, process.0.id(), &signer, 2000).await;
         }
 
-        // figures[r][c] = (CPU µs, p50 ms, p99 ms) of contender c in round r.
+        // figures[r][c]: contender c in round r.
         let n = contenders.len();
-        let mut figures: Vec<Vec<(f64, f64, f64)>> = Vec::new();
+        let mut figures: Vec<Vec<Figures>> = Vec::new();
         for r in 0..rounds {
-            let mut this = vec![(0.0, 0.0, 0.0); n];
+            let mut this = vec![Figures::default(); n];
             // Each round starts with the next contender, so none always runs first.
             for i in 0..n {
                 let c = (r + i) % n;
                 let (_, (process, addr)) = &contenders[c];
                 this[c] = round(*addr, process.0.id(), &signer, requests).await;
             }
-            let line = |f: fn(&(f64, f64, f64)) -> f64, digits: usize| {
+            let line = |f: fn(&Figures) -> f64, digits: usize| {
                 let values: Vec<String> = contenders
                     .iter()
                     .zip(&this)
@@ -268,17 +303,18 @@ fn main() {
                 values.join(" ")
             };
             println!(
-                "round {r}: cpu_us {}  p50_ms {}  p99_ms {}",
-                line(|x| x.0, 1),
-                line(|x| x.1, 3),
-                line(|x| x.2, 3)
+                "round {r}: cpu_us {}  user_us {}  p50_ms {}  p99_ms {}",
+                line(|x| x.cpu_us, 1),
+                line(|x| x.user_us, 1),
+                line(|x| x.p50_ms, 3),
+                line(|x| x.p99_ms, 3)
             );
             figures.push(this);
         }
-        let median_of = |c: usize, f: fn(&(f64, f64, f64)) -> f64| {
+        let median_of = |c: usize, f: fn(&Figures) -> f64| {
             median(figures.iter().map(|round| f(&round[c])).collect())
         };
-        let summary = |f: fn(&(f64, f64, f64)) -> f64, digits: usize| {
+        let summary = |f: fn(&Figures) -> f64, digits: usize| {
             let values: Vec<String> = contenders
                 .iter()
                 .enumerate()
@@ -286,7 +322,7 @@ fn main() {
                 .collect();
             values.join(" ")
         };
-        let cpu = |c| median_of(c, |x| x.0);
+        let cpu = |c| median_of(c, |x| x.cpu_us);
 
         // This run's cost of the verification itself, in process.
         let verifier = verifier();
@@ -304,18 +340,18 @@ fn main() {
         }
         let verify = started.elapsed().as_secs_f64() * 1e6 / tokens.len() as f64;
 
-        let baseline = if baseline.is_some() {
-            format!(" ratio_baseline={:.2}", cpu(0) / cpu(3))
-        } else {
-            String::new()
-        };
+        let baseline: String = (0..baselines.len())
+            .map(|i| format!(" ratio_baseline{}={:.2}", i + 1, cpu(0) / cpu(4 + i)))
+            .collect();
         println!(
-            "proxy_vs_nginx cpu_us {} verify={verify:.1} ratio={:.2} ratio_logged={:.2}{baseline} p50_ms {} p99_ms {}",
-            summary(|x| x.0, 1),
+            "proxy_vs_nginx cpu_us {} verify={verify:.1} ratio={:.2} ratio_logged={:.2} ratio_hyper_hop={:.2}{baseline} user_us {} p50_ms {} p99_ms {}",
+            summary(|x| x.cpu_us, 1),
             cpu(0) / cpu(1),
             cpu(0) / cpu(2),
-            summary(|x| x.1, 3),
-            summary(|x| x.2, 3)
+            cpu(0) / cpu(3),
+            summary(|x| x.user_us, 1),
+            summary(|x| x.p50_ms, 3),
+            summary(|x| x.p99_ms, 3)
         );
         drop(contenders);
     });

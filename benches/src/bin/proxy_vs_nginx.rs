@@ -1,10 +1,13 @@
 //! The verifying proxy beside nginx `proxy_pass`, in one run: the same signed 2 KiB callbacks
 //! over 32 connections to the same upstream, through `vonage-callbacks proxy` (which verifies,
 //! keeps the replay window and logs a line per callback to a file), through nginx with no access
-//! log (a plain hop, verifying nothing) and through nginx logging each request to a file (its
-//! default, the like-for-like hop). Measured: each process's own CPU per callback (from
-//! `/proc/PID/stat`) and the client's latency p50/p99. Rounds rotate the order; figures are
-//! medians of per-round ones.
+//! log (a plain hop, verifying nothing), through nginx logging each request to a file (its
+//! default, the like-for-like hop), and through the least a hop built on hyper can do
+//! (`vonage_callbacks_bench::hyper_hop`, this binary in a process of its own: the floor under
+//! the proxy's own work). Measured: each process's own CPU per callback, and its user part alone
+//! (from `/proc/PID/stat`), and the client's latency p50/p99. Rounds rotate the order; figures
+//! are medians of per-round ones. `--baseline PROXY_BINARY`, once or more, runs other builds of
+//! the proxy beside them.
 //!
 //! ```text
 //! cargo build --release -p vonage-callbacks
@@ -12,9 +15,9 @@
 //! ```
 //!
 //! nginx is installed from the distribution's packages (apt) when it is missing. Last line:
-//! `proxy_vs_nginx cpu_us proxy=A nginx=B nginx_logged=C verify=V ratio=A/B ratio_logged=A/C
-//! p50_ms ... p99_ms ...`, where `verify` is this run's in-process cost of verifying one
-//! callback: the aim is `proxy <= nginx + verify`.
+//! `proxy_vs_nginx cpu_us proxy=A nginx=B nginx_logged=C hyper_hop=D verify=V ratio=A/B
+//! ratio_logged=A/C ratio_hyper_hop=A/D user_us ... p50_ms ... p99_ms ...`, where `verify` is
+//! this run's in-process cost of verifying one callback: the aim is `proxy <= nginx + verify`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -179,25 +179,10 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             .enable_all()
             .build()?,
     };
-    // Logs on stderr (stdout says where the proxy listens), in batches.
-    let batch = log::Batch::default();
+    // Logs on stderr (stdout says where the proxy listens).
+    let batch = log::init(args.json_logs);
     let outcome = runtime.block_on(async {
         tokio::spawn(batch.clone().flush_every_period());
-        // Colour only for a terminal.
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        // RUST_LOG filters as operators expect (default: info, one line per callback).
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let log = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(true)
-            .with_writer(batch.clone())
-            .with_ansi(ansi);
-        if args.json_logs {
-            log.json().init();
-        } else {
-            log.init();
-        }
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .map_err(|err| format!("metrics: {err}"))?;

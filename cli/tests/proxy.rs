@@ -825,6 +825,42 @@ fn json_logs_give_one_line_per_callback_with_its_reason_and_upstream() {
     assert!(!log.contains(SECRET) && !log.contains("Bearer"), "{log}");
 }
 
+#[test]
+fn text_logs_give_one_line_per_callback_and_no_request_can_add_one() {
+    let dir = scratch("proxy-text-logs");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(upstream.port, &["--replay-store", "memory"], &dir);
+    let body = br#"{"event":"logged"}"#;
+    assert_eq!(
+        callback(&proxy, "/", &signer().authorization(body), body).0,
+        200
+    );
+    // A token whose key would, written as it is, add a line of its own to the log.
+    let injected = "k\n2026-01-01T00:00:00.000000Z  INFO vonage_callbacks::proxy: forwarded";
+    let forger = CallbackSigner::new(injected, SECRET);
+    let (status, _, reply) = callback(&proxy, "/", &forger.authorization(body), body);
+    assert_eq!(
+        (
+            status,
+            String::from_utf8_lossy(&reply).contains("unknown_api_key")
+        ),
+        (401, true)
+    );
+    assert!(proxy.terminate().success());
+    let log = std::fs::read_to_string(dir.join("proxy.log")).unwrap();
+    // Every line is one event: its time, then its level.
+    for line in log.lines() {
+        assert!(line.len() > 27 && line.as_bytes()[26] == b'Z', "{log}");
+    }
+    let forwarded = log
+        .lines()
+        .filter(|l| l[27..].starts_with("  INFO vonage_callbacks::proxy: forwarded api_key="))
+        .count();
+    assert_eq!(forwarded, 1, "{log}");
+    assert!(log.contains(&format!("api_key={injected:?}")), "{log}");
+    assert!(!log.contains(SECRET) && !log.contains("Bearer"), "{log}");
+}
+
 /// The library's attack suites, in order, through the proxy: each gets the answer the
 /// library's own server gives it, and only the genuine ones reach the upstream.
 #[test]

@@ -6,8 +6,8 @@
 //! (`vonage_callbacks_bench::hyper_hop`, this binary in a process of its own: the floor under
 //! the proxy's own work). Measured: each process's own CPU per callback, and its user part alone
 //! (from `/proc/PID/stat`), and the client's latency p50/p99. Rounds rotate the order; figures
-//! are medians of per-round ones. `--baseline PROXY_BINARY`, once or more, runs other builds of
-//! the proxy beside them.
+//! are medians of per-round ones, and ratios medians of per-round ratios. `--baseline
+//! PROXY_BINARY`, once or more, runs other builds of the proxy beside them.
 //!
 //! ```text
 //! cargo build --release -p vonage-callbacks
@@ -325,7 +325,16 @@ fn main() {
                 .collect();
             values.join(" ")
         };
-        let cpu = |c| median_of(c, |x| x.cpu_us);
+        // The proxy's CPU over contender c's, as the median of the rounds' ratios: a round in
+        // which the machine ran slow for everyone moves no ratio.
+        let ratio = |c: usize| {
+            median(
+                figures
+                    .iter()
+                    .map(|round| round[0].cpu_us / round[c].cpu_us)
+                    .collect(),
+            )
+        };
 
         // This run's cost of the verification itself, in process.
         let verifier = verifier();
@@ -344,14 +353,14 @@ fn main() {
         let verify = started.elapsed().as_secs_f64() * 1e6 / tokens.len() as f64;
 
         let baseline: String = (0..baselines.len())
-            .map(|i| format!(" ratio_baseline{}={:.2}", i + 1, cpu(0) / cpu(4 + i)))
+            .map(|i| format!(" ratio_baseline{}={:.2}", i + 1, ratio(4 + i)))
             .collect();
         println!(
             "proxy_vs_nginx cpu_us {} verify={verify:.1} ratio={:.2} ratio_logged={:.2} ratio_hyper_hop={:.2}{baseline} user_us {} p50_ms {} p99_ms {}",
             summary(|x| x.cpu_us, 1),
-            cpu(0) / cpu(1),
-            cpu(0) / cpu(2),
-            cpu(0) / cpu(3),
+            ratio(1),
+            ratio(2),
+            ratio(3),
             summary(|x| x.user_us, 1),
             summary(|x| x.p50_ms, 3),
             summary(|x| x.p99_ms, 3)

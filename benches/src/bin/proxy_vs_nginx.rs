@@ -58,6 +58,31 @@ fn cpu_of(pid: u32) -> (Duration, Duration) {
     )
 }
 
+/// The machine's two cores split: the contenders on the first, this process (the client and
+/// the upstream) on the second, so that no contender's CPU depends on where the client ran.
+/// Children inherit the affinity of the thread that starts them. On one core nothing is pinned.
+fn pin_to(cpu: usize) {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+}
+
+trait SpawnPinned {
+    /// Starts the command on the contenders' core.
+    fn spawn_pinned(&mut self) -> Child;
+}
+
+impl SpawnPinned for Command {
+    fn spawn_pinned(&mut self) -> Child {
+        pin_to(0);
+        let child = self.spawn().unwrap();
+        pin_to(1);
+        child
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -112,8 +137,7 @@ http {{
     let child = Command::new(nginx())
         .args(["-p", dir.to_str().unwrap(), "-c", "nginx.conf"])
         .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .spawn_pinned();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
 }
 
@@ -122,8 +146,7 @@ fn start_hyper_hop(upstream: u16) -> (Killed, SocketAddr) {
     let port = free_port();
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--hyper-hop", &port.to_string(), &upstream.to_string()])
-        .spawn()
-        .unwrap();
+        .spawn_pinned();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
 }
 
@@ -146,8 +169,7 @@ fn start_proxy(bin: &Path, dir: &Path, log: &str, upstream: u16) -> (Killed, Soc
         .stdout(Stdio::null())
         // Its log lines go to a file, as nginx's access log does.
         .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_pinned();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
 }
 
@@ -258,6 +280,8 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("proxy-vs-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Its runtime's threads on the second core, with this one.
+    pin_to(1);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // The upstream both forward to: answers 200 at once.

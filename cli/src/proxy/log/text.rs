@@ -62,8 +62,7 @@ impl Visit for Fields<'_, '_> {
             self.result = if field.name() == "message" {
                 write!(Escaped(&mut *self.line), " {value}")
             } else {
-                // Quoted, and escaped, as tracing's own format shows strings.
-                write!(self.line, " {}={value:?}", field.name())
+                write_quoted(self.line, field.name(), value)
             };
         }
     }
@@ -82,6 +81,23 @@ impl Visit for Fields<'_, '_> {
                 write!(Escaped(&mut *self.line), " {}={value:?}", field.name())
             };
         }
+    }
+}
+
+/// ` name="value"`, quoted and escaped as tracing's own format shows strings (`Debug`); the
+/// common value, printable ASCII with no quote or backslash, as it is, without `Debug`'s walk.
+fn write_quoted(line: &mut Writer<'_>, name: &str, value: &str) -> fmt::Result {
+    let plain = value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+    if plain {
+        line.write_str(" ")?;
+        line.write_str(name)?;
+        line.write_str("=\"")?;
+        line.write_str(value)?;
+        line.write_str("\"")
+    } else {
+        write!(line, " {name}={value:?}")
     }
 }
 
@@ -171,6 +187,24 @@ mod tests {
         assert_eq!(time(951_782_400, 999_999), "2000-02-29T00:00:00.999999Z");
         assert_eq!(time(1_798_675_199, 0), "2026-12-30T23:59:59.000000Z");
         assert_eq!(time(4_102_444_800, 0), "2100-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn strings_are_quoted_as_debug_quotes_them() {
+        for value in [
+            "a1b2c3d4",
+            "",
+            "with space",
+            "q\"uote",
+            "back\\slash",
+            "k\n1",
+            "é",
+            "\u{7f}",
+        ] {
+            let mut text = String::new();
+            write_quoted(&mut Writer::new(&mut text), "f", value).unwrap();
+            assert_eq!(text, format!(" f={value:?}"));
+        }
     }
 
     #[test]

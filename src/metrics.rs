@@ -38,9 +38,7 @@ use std::time::Duration;
 
 use ::metrics::{Counter, Gauge, Histogram, SharedString};
 
-use crate::claims::SecretUsed;
 use crate::rejection::Rejection;
-use crate::secrets::{Secret, Secrets};
 
 /// Counter of accepted callbacks; labels `api_key`, `secret`.
 pub const ACCEPTED: &str = "vonage_callbacks_accepted_total";
@@ -85,9 +83,10 @@ pub fn describe() {
     );
 }
 
-/// The label for `api_key`: the configured key (shared, not copied), else [`UNKNOWN_API_KEY`].
-fn api_key_label(secrets: &Secrets, api_key: Option<&str>) -> SharedString {
-    match api_key.and_then(|key| secrets.configured_key(key)) {
+/// The label for `configured`, the configured key a request named (shared, not copied), else
+/// [`UNKNOWN_API_KEY`].
+fn api_key_label(configured: Option<&Arc<str>>) -> SharedString {
+    match configured {
         Some(key) => SharedString::from(Arc::clone(key)),
         None => SharedString::const_str(UNKNOWN_API_KEY),
     }
@@ -119,14 +118,18 @@ pub(crate) struct Accepted {
 }
 
 impl ProjectSeries {
-    pub(crate) fn get_or_register(&self, api_key: &Arc<str>, secrets: &[Secret]) -> &Accepted {
+    /// The series of `api_key`, whose secrets have `labels` in order.
+    pub(crate) fn get_or_register<'a>(
+        &self,
+        api_key: &Arc<str>,
+        labels: impl Iterator<Item = Option<&'a Arc<str>>>,
+    ) -> &Accepted {
         self.0.get_or_init(|| {
             let key = SharedString::from(Arc::clone(api_key));
-            let by_secret = secrets
-                .iter()
+            let by_secret = labels
                 .enumerate()
-                .map(|(index, secret)| {
-                    let secret = secret_label(secret.label_arc(), index);
+                .map(|(index, label)| {
+                    let secret = secret_label(label, index);
                     ::metrics::counter!(ACCEPTED, "api_key" => key.clone(), "secret" => secret)
                 })
                 .collect();
@@ -139,32 +142,27 @@ impl ProjectSeries {
     }
 }
 
-pub(crate) fn accepted(
-    secrets: &Secrets,
-    api_key: &str,
-    secret: &SecretUsed,
-    spent: Duration,
-    body_len: usize,
-) {
+/// Records an accepted callback in its project's `series`, verified by the secret at `secret`.
+pub(crate) fn accepted(series: Option<&Accepted>, secret: usize, spent: Duration, body_len: usize) {
     // A verified callback's key is configured, and its secret one of the key's.
-    let Some(series) = secrets.accepted_series(api_key) else {
+    let Some(series) = series else {
         return;
     };
-    if let Some(counter) = series.by_secret.get(secret.index()) {
+    if let Some(counter) = series.by_secret.get(secret) {
         counter.increment(1);
     }
     series.verification.record(spent.as_secs_f64());
     series.body.record(body_len as f64);
 }
 
+/// Records a refused callback; `api_key` is the configured key it named, if any.
 pub(crate) fn refused(
-    secrets: &Secrets,
     rejection: Rejection,
-    api_key: Option<&str>,
+    api_key: Option<&Arc<str>>,
     spent: Duration,
     body_len: Option<usize>,
 ) {
-    let api_key = api_key_label(secrets, api_key);
+    let api_key = api_key_label(api_key);
     ::metrics::histogram!(VERIFICATION_SECONDS, "api_key" => api_key.clone())
         .record(spent.as_secs_f64());
     if let Some(len) = body_len {
@@ -192,7 +190,7 @@ impl StoreGauges {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::{Secret, Secrets};
 
     #[test]
     fn a_secret_added_after_the_first_callback_is_counted_too() {

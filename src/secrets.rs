@@ -202,7 +202,8 @@ impl Secrets {
     #[cfg(feature = "metrics")]
     pub(crate) fn accepted_series(&self, api_key: &str) -> Option<&crate::metrics::Accepted> {
         let (key, project) = self.projects.get_key_value(api_key)?;
-        Some(project.series.get_or_register(key, &project.secrets))
+        let labels = project.secrets.iter().map(Secret::label_arc);
+        Some(project.series.get_or_register(key, labels))
     }
 
     /// The API keys that have secrets (API keys are not secrets).

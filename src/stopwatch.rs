@@ -40,7 +40,12 @@ impl Stopwatch {
         _body_len: usize,
     ) {
         #[cfg(feature = "metrics")]
-        crate::metrics::accepted(_secrets, _api_key, _secret, self.spent, _body_len);
+        crate::metrics::accepted(
+            _secrets.accepted_series(_api_key),
+            _secret.index(),
+            self.spent,
+            _body_len,
+        );
     }
 
     /// Records a refused callback: its time, its reason, the body's length if it was read.
@@ -53,7 +58,12 @@ impl Stopwatch {
         _body_len: Option<usize>,
     ) {
         #[cfg(feature = "metrics")]
-        crate::metrics::refused(_secrets, _rejection, _api_key, self.spent, _body_len);
+        crate::metrics::refused(
+            _rejection,
+            _api_key.and_then(|key| _secrets.configured_key(key)),
+            self.spent,
+            _body_len,
+        );
     }
 }
 

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use vonage_callbacks_bench::{body, connect, hyper_hop, signer, verifier, API_KEY, NOW, SECRET};
+use vonage_callbacks_bench::{
+    body, connect, hyper_hop, pin_to, signer, verifier, API_KEY, NOW, SECRET,
+};
 use vonage_secure_callbacks::test_util::CallbackSigner;
 
 const CONNECTIONS: usize = 32;
@@ -60,15 +62,7 @@ fn cpu_of(pid: u32) -> (Duration, Duration) {
 
 /// The machine's two cores split: the contenders on the first, this process (the client and
 /// the upstream) on the second, so that no contender's CPU depends on where the client ran.
-/// Children inherit the affinity of the thread that starts them. On one core nothing is pinned.
-fn pin_to(cpu: usize) {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-        let mut set = rustix::thread::CpuSet::new();
-        set.set(cpu);
-        let _ = rustix::thread::sched_setaffinity(None, &set);
-    }
-}
-
+/// Children inherit the affinity of the thread that starts them.
 trait SpawnPinned {
     /// Starts the command on the contenders' core.
     fn spawn_pinned(&mut self) -> Child;
@@ -230,7 +224,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 struct Figures {
     /// Its process's CPU time per callback, user and system, in µs.
     cpu_us: f64,
-    /// The user part alone: the kernel's share is much the same for every contender.
+    /// The user part alone, where the proxy's own work shows.
     user_us: f64,
     p50_ms: f64,
     p99_ms: f64,

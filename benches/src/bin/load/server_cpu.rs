@@ -15,7 +15,6 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use rustix::thread::{sched_setaffinity, CpuSet};
 use rustix::time::{clock_gettime, ClockId};
 use sha2::{Digest, Sha256};
 use vonage_secure_callbacks::dangerous::NoReplayStore;
@@ -26,7 +25,7 @@ use crate::client::{connect, post_signed};
 use crate::routes::{body, naive, no_content, read_body, secrets, API_KEY, SECRET};
 use crate::Options;
 
-use vonage_callbacks_bench::reference;
+use vonage_callbacks_bench::{pin_to, reference};
 
 /// The child's argument: serve, print the address, run until killed.
 pub const SERVE_FLAG: &str = "--serve-for-cpu-measurement";
@@ -51,21 +50,9 @@ fn cpu_ns(clock: ClockId) -> u64 {
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
-/// Pins this thread, and the threads it starts after, to `cpu`, when the machine has two CPUs
-/// or more: the server on the first, the client on the second, so neither steals the other's
-/// core (and the server's runtime sizes itself to its one core). Returns whether it did.
-fn pin_to(cpu: usize) -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus < 2 {
-        return false;
-    }
-    let mut set = CpuSet::new();
-    set.set(cpu);
-    sched_setaffinity(None, &set).is_ok()
-}
-
 /// The child: the four routes on one port, on the multi-threaded runtime users run.
 pub fn serve() {
+    // The server on the first core, the client on the second; the runtime sizes itself to one.
     pin_to(0);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -119,17 +119,17 @@ pub(crate) struct Accepted {
 
 impl ProjectSeries {
     /// The series of `api_key`, whose secrets have `labels` in order.
-    pub(crate) fn get_or_register<'a>(
+    pub(crate) fn get_or_register(
         &self,
         api_key: &Arc<str>,
-        labels: impl Iterator<Item = Option<&'a Arc<str>>>,
+        labels: impl Iterator<Item = Option<Arc<str>>>,
     ) -> &Accepted {
         self.0.get_or_init(|| {
             let key = SharedString::from(Arc::clone(api_key));
             let by_secret = labels
                 .enumerate()
                 .map(|(index, label)| {
-                    let secret = secret_label(label, index);
+                    let secret = secret_label(label.as_ref(), index);
                     ::metrics::counter!(ACCEPTED, "api_key" => key.clone(), "secret" => secret)
                 })
                 .collect();

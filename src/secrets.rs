@@ -74,12 +74,6 @@ impl Secret {
         self.label.clone()
     }
 
-    /// The label, shared: a metric label without a copy.
-    #[cfg(feature = "metrics")]
-    pub(crate) fn label_arc(&self) -> Option<&Arc<str>> {
-        self.label.as_ref()
-    }
-
     /// The secret's bytes, for the SMS scheme's hashes (jsonwebtoken keeps them for HMAC keys).
     #[cfg(feature = "sms")]
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -202,7 +196,7 @@ impl Secrets {
     #[cfg(feature = "metrics")]
     pub(crate) fn accepted_series(&self, api_key: &str) -> Option<&crate::metrics::Accepted> {
         let (key, project) = self.projects.get_key_value(api_key)?;
-        let labels = project.secrets.iter().map(Secret::label_arc);
+        let labels = project.secrets.iter().map(Secret::clone_label);
         Some(project.series.get_or_register(key, labels))
     }
 

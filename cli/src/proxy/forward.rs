@@ -75,19 +75,19 @@ impl Forward {
 /// Adds what was verified as headers for the upstream; returns the api key and the callback's
 /// id for the log line.
 fn add_facts<'a>(extensions: &'a Extensions, headers: &mut HeaderMap) -> (&'a str, &'a str) {
-    headers::add(headers, "x-vonage-verified", "1");
+    headers.insert(headers::VERIFIED, HeaderValue::from_static("1"));
     if let Some(claims) = extensions.get::<VonageClaims>() {
-        headers::add(headers, "x-vonage-jti", claims.jti());
-        headers::add(headers, "x-vonage-api-key", claims.api_key());
+        headers::add(headers, headers::JTI, claims.jti());
+        headers::add(headers, headers::API_KEY, claims.api_key());
         if let Some(id) = claims.application_id() {
-            headers::add(headers, "x-vonage-application-id", id);
+            headers::add(headers, headers::APPLICATION_ID, id);
         }
         add_secret(headers, claims.secret());
         return (claims.api_key(), claims.jti());
     }
     if let Some(sms) = extensions.get::<VerifiedSms>() {
-        headers::add(headers, "x-vonage-nonce", sms.replay_id());
-        headers::add(headers, "x-vonage-api-key", sms.api_key());
+        headers::add(headers, headers::NONCE, sms.replay_id());
+        headers::add(headers, headers::API_KEY, sms.api_key());
         add_secret(headers, sms.secret());
         return (sms.api_key(), sms.replay_id());
     }
@@ -97,8 +97,8 @@ fn add_facts<'a>(extensions: &'a Extensions, headers: &mut HeaderMap) -> (&'a st
 /// Which secret verified the callback: its label (`current`, `previous`), else its position.
 fn add_secret(headers: &mut HeaderMap, secret: &SecretUsed) {
     match secret.label() {
-        Some(label) => headers::add(headers, "x-vonage-secret", label),
-        None => headers::add(headers, "x-vonage-secret", &secret.to_string()),
+        Some(label) => headers::add(headers, headers::SECRET, label),
+        None => headers::add(headers, headers::SECRET, &secret.to_string()),
     }
 }
 
@@ -132,7 +132,9 @@ impl Service<Request<VerifiedBody>> for Forward {
             parts.version = http::Version::HTTP_11;
             let outbound = Request::from_parts(parts, Full::new(body.into_bytes()));
             let (response, outcome) =
-                match tokio::time::timeout(this.0.timeout, this.0.pool.send(outbound)).await {
+                match tokio::time::timeout(this.0.timeout, this.0.pool.send(outbound, started))
+                    .await
+                {
                     Ok(Ok(response)) => {
                         let outcome = Outcome::Answered(response.status());
                         (response.map(Full::new), outcome)

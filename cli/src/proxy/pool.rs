@@ -36,18 +36,23 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form URI, with its Host header) and reads the whole answer.
+    /// `now` is the caller's clock reading, taken just before: idle times are measured from it
+    /// rather than from readings of their own. A connection given back is stamped with it, so
+    /// its idle time is counted from before its exchange, never from after: it is closed early,
+    /// never late.
     pub async fn send(
         &self,
         mut request: Request<Full<Bytes>>,
+        now: Instant,
     ) -> Result<Response<Bytes>, PoolError> {
         // An idle connection the upstream closed meanwhile hands the request back unsent, and
         // the next one (or a new one) takes it. Once written, a request is never sent twice.
-        while let Some(mut sender) = self.take() {
+        while let Some(mut sender) = self.take(now) {
             if sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(request).await {
-                Ok(response) => return self.read(sender, response).await,
+                Ok(response) => return self.read(sender, response, now).await,
                 Err(mut err) => match err.take_message() {
                     Some(unsent) => request = unsent,
                     None => return Err(err.into_error().into()),
@@ -56,17 +61,18 @@ impl Pool {
         }
         let mut sender = self.connect().await?;
         let response = sender.send_request(request).await?;
-        self.read(sender, response).await
+        self.read(sender, response, now).await
     }
 
     async fn read(
         &self,
         sender: SendRequest<Full<Bytes>>,
         response: Response<hyper::body::Incoming>,
+        now: Instant,
     ) -> Result<Response<Bytes>, PoolError> {
         let (parts, body) = response.into_parts();
         let body = body.collect().await?.to_bytes();
-        self.give_back(sender);
+        self.give_back(sender, now);
         Ok(Response::from_parts(parts, body))
     }
 
@@ -81,18 +87,18 @@ impl Pool {
         Ok(sender)
     }
 
-    fn take(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn take(&self, now: Instant) -> Option<SendRequest<Full<Bytes>>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         // Newest first: the likeliest to be open still.
         while let Some((sender, since)) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_FOR {
+            if !sender.is_closed() && now.saturating_duration_since(since) < IDLE_FOR {
                 return Some(sender);
             }
         }
         None
     }
 
-    fn give_back(&self, sender: SendRequest<Full<Bytes>>) {
+    fn give_back(&self, sender: SendRequest<Full<Bytes>>, now: Instant) {
         if sender.is_closed() {
             return;
         }
@@ -101,11 +107,11 @@ impl Pool {
         // those past their time rather than keep them (and the upstream's side) open.
         let stale = idle
             .iter()
-            .take_while(|(_, since)| since.elapsed() >= IDLE_FOR)
+            .take_while(|(_, since)| now.saturating_duration_since(*since) >= IDLE_FOR)
             .count();
         idle.drain(..stale);
         if idle.len() < MAX_IDLE {
-            idle.push((sender, Instant::now()));
+            idle.push((sender, now));
         }
     }
 }
@@ -174,7 +180,7 @@ mod tests {
         let (addr, connections, requests) = upstream(Upstream::AnswersThenCloses).await;
         let pool = Pool::new(addr.clone());
         for round in 1..=3 {
-            let response = pool.send(request(&addr)).await.unwrap();
+            let response = pool.send(request(&addr), Instant::now()).await.unwrap();
             assert_eq!(response.body().as_ref(), b"ok");
             // The upstream has closed it by now: the next request must go on a new one.
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -187,12 +193,12 @@ mod tests {
     async fn a_request_written_and_unanswered_is_an_error_and_never_sent_twice() {
         let (addr, connections, requests) = upstream(Upstream::ClosesUnanswered).await;
         let pool = Pool::new(addr.clone());
-        assert!(pool.send(request(&addr)).await.is_err());
+        assert!(pool.send(request(&addr), Instant::now()).await.is_err());
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(requests.load(Ordering::SeqCst), 1);
         assert_eq!(connections.load(Ordering::SeqCst), 1);
         // And the connection is not kept.
-        assert!(pool.take().is_none());
+        assert!(pool.take(Instant::now()).is_none());
     }
 
     #[tokio::test]
@@ -216,7 +222,7 @@ mod tests {
         });
         let pool = Pool::new(addr.clone());
         for _ in 0..5 {
-            let response = pool.send(request(&addr)).await.unwrap();
+            let response = pool.send(request(&addr), Instant::now()).await.unwrap();
             assert_eq!(response.body().as_ref(), b"ok");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 1);

@@ -2,8 +2,8 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -15,8 +15,10 @@ use crate::rejection::Rejection;
 /// token was decoded into; the text accessors borrow from it, and cloning is cheap.
 #[derive(Clone)]
 pub struct VonageClaims {
-    /// The decoded JSON object of all claims, exactly as signed.
-    raw: Bytes,
+    /// The decoded JSON object of all claims, exactly as signed: checked to be UTF-8 once, when
+    /// parsed, so that the accessors slice it without checking again. Shared, so that a clone
+    /// (axum's `Extension` takes one) copies no text.
+    raw: Arc<String>,
     iat: u64,
     exp: Option<u64>,
     nbf: Option<u64>,
@@ -116,6 +118,11 @@ impl Text {
 /// UTF-8.
 pub(crate) fn json_object(json: &[u8]) -> Result<&str, Rejection> {
     let text = std::str::from_utf8(json).map_err(|_| Rejection::MalformedToken)?;
+    object(text)
+}
+
+/// `text`, if it is a JSON object (by its first character; serde checks the rest).
+fn object(text: &str) -> Result<&str, Rejection> {
     if text.trim_start().starts_with('{') {
         Ok(text)
     } else {
@@ -133,27 +140,32 @@ impl VonageClaims {
         if json.len() > u32::MAX as usize {
             return Err(Rejection::MalformedToken);
         }
+        let json = String::from_utf8(json).map_err(|_| Rejection::MalformedToken)?;
         let wire: WireClaims<'_> =
-            serde_json::from_str(json_object(&json)?).map_err(|_| Rejection::MalformedToken)?;
+            serde_json::from_str(object(&json)?).map_err(|_| Rejection::MalformedToken)?;
         let (Some(iat), Some(jti), Some(api_key)) = (wire.iat, wire.jti, wire.api_key) else {
             return Err(Rejection::MalformedToken);
         };
-        let text = |value: Str<'_>| Text::new(&json, value.0);
-        let claims = Self {
+        let text = |value: Str<'_>| Text::new(json.as_bytes(), value.0);
+        // The spans first: they borrow the text that the claims then take.
+        let (jti, iss, api_key) = (
+            text(jti),
+            wire.iss.map_or(Text::Owned(Box::default()), text),
+            text(api_key),
+        );
+        let (payload_hash, application_id) =
+            (wire.payload_hash.map(text), wire.application_id.map(text));
+        Ok(Self {
             iat,
             exp: wire.exp,
             nbf: wire.nbf,
-            jti: text(jti),
-            iss: wire.iss.map_or(Text::Owned(Box::default()), text),
-            api_key: text(api_key),
-            payload_hash: wire.payload_hash.map(text),
-            application_id: wire.application_id.map(text),
-            raw: Bytes::new(),
+            jti,
+            iss,
+            api_key,
+            payload_hash,
+            application_id,
+            raw: Arc::new(json),
             secret: SecretUsed::default(),
-        };
-        Ok(Self {
-            raw: Bytes::from(json),
-            ..claims
         })
     }
 
@@ -169,10 +181,12 @@ impl VonageClaims {
 
     fn text<'a>(&'a self, text: &'a Text) -> &'a str {
         match text {
-            Text::Span { start, end } => {
-                // The span was cut from a `&str` serde_json validated in this very buffer.
-                std::str::from_utf8(&self.raw[*start as usize..*end as usize]).unwrap_or_default()
-            }
+            // The span was cut from a `&str` serde_json borrowed from this very text, so it
+            // lies on character boundaries; `get` keeps even a wrong span from panicking.
+            Text::Span { start, end } => self
+                .raw
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
             Text::Owned(s) => s,
         }
     }
@@ -228,13 +242,13 @@ impl VonageClaims {
     /// ```
     pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
         let mut all: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&self.raw).ok()?;
+            serde_json::from_str(&self.raw).ok()?;
         serde_json::from_value(all.remove(name)?).ok()
     }
 
     /// The decoded claims JSON object exactly as signed, to deserialize into a type of your own.
     pub fn raw_json(&self) -> &[u8] {
-        &self.raw
+        self.raw.as_bytes()
     }
 }
 

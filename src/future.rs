@@ -1,5 +1,6 @@
 //! `ResponseFuture`: replay lookup, buffering, reservation, the inner call and settling, as one
-//! state machine without boxing. Each state carries what the next one needs.
+//! state machine without boxing. The request stays in one place while it is checked; each state
+//! carries only its own future and what it alone needs, so moving on moves little.
 
 use std::fmt;
 use std::future::Future;
@@ -36,12 +37,15 @@ pin_project! {
     {
         #[pin]
         state: State<S, B, R>,
+        // The request while it is checked: `None` when its head was refused, and once the
+        // inner call or a refusal has taken it.
+        request: Option<Checked<S>>,
         shared: Arc<Shared<R>>,
     }
 }
 
 pin_project! {
-    /// Each state holds what the next one needs and, pinned, the future it waits on.
+    /// Each state holds, pinned, the future it waits on, and what only it needs.
     #[project = StateProj]
     #[project_replace = StateTake]
     enum State<S, B, R>
@@ -54,11 +58,11 @@ pin_project! {
         Refused { rejection: Rejection, details: Box<RejectionDetails>, stopwatch: Stopwatch },
         // The token passed: is its `jti` delivered already? Asked before the body is read, so
         // that a replay costs no body.
-        LookingUp { #[pin] lookup: R::LookupFuture, request: Checked<S>, body: B },
+        LookingUp { #[pin] lookup: R::LookupFuture, body: B },
         // Not delivered: the body, read up to the limit, for the payload hash.
-        Buffering { #[pin] body: Buffered<B>, request: Checked<S> },
+        Buffering { #[pin] body: Buffered<B> },
         // The hash matched: hold the `jti`, so that a copy arriving meanwhile is refused.
-        Reserving { #[pin] reserve: R::ReserveFuture, request: Checked<S>, body: Bytes },
+        Reserving { #[pin] reserve: R::ReserveFuture, body: Bytes },
         // Held: the inner service acts on the callback.
         Calling { #[pin] call: S::Future, held: Held<R> },
         // Its answer decides (2xx: delivered, else released); the answer waits for the store,
@@ -152,18 +156,28 @@ where
         let mut stopwatch = Stopwatch::default();
         let mut failure = FirstFailure::default();
         let checked = stopwatch.time(|| scheme.check_head(&parts, declared, now, &mut failure));
-        let state = match checked {
+        let (state, request) = match checked {
             Err(rejection) => {
                 let mut details = failure.take();
                 details.note_headers(&parts.headers);
-                State::Refused {
+                let refused = State::Refused {
                     rejection,
                     details,
                     stopwatch,
-                }
+                };
+                (refused, None)
             }
             Ok(known) => {
-                let lookup = known.early_attempt().map(|a| shared.store.lookup(a));
+                let state = match known.early_attempt() {
+                    Some(attempt) => State::LookingUp {
+                        lookup: shared.store.lookup(attempt),
+                        body,
+                    },
+                    // The replay key is in the body: read it first, reserve after.
+                    None => State::Buffering {
+                        body: Buffered::new(body, scheme.limit()),
+                    },
+                };
                 let request = Checked {
                     parts,
                     known,
@@ -171,21 +185,14 @@ where
                     inner,
                     stopwatch,
                 };
-                match lookup {
-                    Some(lookup) => State::LookingUp {
-                        lookup,
-                        request,
-                        body,
-                    },
-                    // The replay key is in the body: read it first, reserve after.
-                    None => State::Buffering {
-                        body: Buffered::new(body, scheme.limit()),
-                        request,
-                    },
-                }
+                (state, Some(request))
             }
         };
-        Self { state, shared }
+        Self {
+            state,
+            request,
+            shared,
+        }
     }
 }
 
@@ -213,7 +220,7 @@ where
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             };
             let taken = this.state.as_mut().project_replace(State::Done);
-            match transition(taken, event, this.shared) {
+            match transition(taken, event, this.request, this.shared) {
                 Next::State(state) => this.state.set(state),
                 Next::Answer(output) => {
                     return Poll::Ready(output.map(|response| response.map(ResponseBody::inner)))
@@ -247,10 +254,11 @@ where
 }
 
 /// The one place where a callback moves on: from the state it was in, by what its future
-/// produced.
+/// produced. `request` is there from the head's check until the inner call or a refusal takes it.
 fn transition<S, B, R, ResBody>(
     taken: StateTake<S, B, R>,
     event: Event<S>,
+    request: &mut Option<Checked<S>>,
     shared: &Shared<R>,
 ) -> Next<S, B, R>
 where
@@ -275,20 +283,20 @@ where
             body_read: None,
         }),
 
-        (StateTake::LookingUp { request, body, .. }, Event::LookedUp(looked)) => {
+        (StateTake::LookingUp { body, .. }, Event::LookedUp(looked)) => {
             let (rejection, delivered_at) = match looked {
                 Ok(Lookup::Unknown) => {
                     let body = Buffered::new(body, scheme.limit());
-                    return Next::State(State::Buffering { body, request });
+                    return Next::State(State::Buffering { body });
                 }
                 Ok(Lookup::Delivered { at }) => (Rejection::ReplayedToken, at),
                 Ok(Lookup::OutsideWindow) => (Rejection::ReplayWindowExceeded, None),
                 Err(err) => (store_failed(&err), None),
             };
-            Next::Refuse(request.refused_by_store(rejection, None, delivered_at))
+            Next::Refuse(take(request).refused_by_store(rejection, None, delivered_at))
         }
 
-        (StateTake::Buffering { request, .. }, Event::Buffered(read)) => {
+        (StateTake::Buffering { .. }, Event::Buffered(read)) => {
             let body = match read {
                 Ok(body) => body,
                 Err(err) => {
@@ -297,45 +305,42 @@ where
                     } else {
                         Rejection::BodyReadError
                     };
-                    return Next::Refuse(request.refused_by_store(rejection, None, None));
+                    return Next::Refuse(take(request).refused_by_store(rejection, None, None));
                 }
             };
             let mut failure = FirstFailure::default();
+            let Some(checking) = request.as_mut() else {
+                unreachable!("the request stays until the inner call or a refusal takes it")
+            };
+            // What the body decides goes back into the request, whichever way it goes.
+            let known = std::mem::replace(&mut checking.known, Known::Refused);
             let Checked {
                 parts,
-                known,
                 now,
-                inner,
-                mut stopwatch,
-            } = request;
-            let checked =
-                stopwatch.time(|| scheme.check_body(known, &parts, &body, now, &mut failure));
-            // What the body decided goes back with the request, whichever way it went.
-            let rebuild = |known| Checked {
-                parts,
-                known,
-                now,
-                inner,
                 stopwatch,
-            };
+                ..
+            } = checking;
+            let checked =
+                stopwatch.time(|| scheme.check_body(known, parts, &body, *now, &mut failure));
             match checked {
                 Err(rejection) => {
-                    let request = rebuild(Known::Refused);
                     let read = Some(body.len());
-                    Next::Refuse(request.refused_with(rejection, failure.take(), read))
+                    Next::Refuse(take(request).refused_with(rejection, failure.take(), read))
                 }
-                Ok((known, attempt)) => Next::State(State::Reserving {
-                    reserve: shared.store.reserve(attempt),
-                    request: rebuild(known),
-                    body,
-                }),
+                Ok((known, attempt)) => {
+                    checking.known = known;
+                    Next::State(State::Reserving {
+                        reserve: shared.store.reserve(attempt),
+                        body,
+                    })
+                }
             }
         }
 
-        (StateTake::Reserving { request, body, .. }, Event::Reserved(reserved)) => {
+        (StateTake::Reserving { body, .. }, Event::Reserved(reserved)) => {
             let (rejection, delivered_at) = match reserved {
                 Ok(Reservation::Reserved(lease)) => {
-                    let mut request = request;
+                    let mut request = take(request);
                     if R::LEASE_FOR_HANDLER {
                         // For a handler that marks the delivery in its own transaction.
                         request.parts.extensions.insert(lease.clone());
@@ -350,7 +355,7 @@ where
                 Err(err) => (store_failed(&err), None),
             };
             let body_len = Some(body.len());
-            Next::Refuse(request.refused_by_store(rejection, body_len, delivered_at))
+            Next::Refuse(take(request).refused_by_store(rejection, body_len, delivered_at))
         }
 
         (StateTake::Calling { mut held, .. }, Event::Called(output)) => {
@@ -375,6 +380,15 @@ where
         }
 
         _ => unreachable!("each event is produced by its own state"),
+    }
+}
+
+/// The request, taken for the inner call or a refusal: there from the head's check until one of
+/// them, and no state that runs after them asks for it.
+fn take<S>(request: &mut Option<Checked<S>>) -> Checked<S> {
+    match request.take() {
+        Some(request) => request,
+        None => unreachable!("the request is taken once, by the inner call or a refusal"),
     }
 }
 

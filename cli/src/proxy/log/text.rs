@@ -69,7 +69,7 @@ impl Visit for Fields<'_, '_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if self.result.is_ok() {
-            self.result = write!(self.line, " {}={value}", field.name());
+            self.result = write_u64(self.line, field.name(), value);
         }
     }
 
@@ -99,6 +99,26 @@ fn write_quoted(line: &mut Writer<'_>, name: &str, value: &str) -> fmt::Result {
     } else {
         write!(line, " {name}={value:?}")
     }
+}
+
+/// ` name=value` for a number (a duration in milliseconds, say), its digits written by hand:
+/// `fmt`'s integer formatting, with its padding and width machinery, cost more than the rest
+/// of the field.
+fn write_u64(line: &mut Writer<'_>, name: &str, mut value: u64) -> fmt::Result {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    line.write_str(" ")?;
+    line.write_str(name)?;
+    line.write_str("=")?;
+    line.write_str(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
 }
 
 /// Writes through, with control characters (a newline, an escape) as Rust escapes them.
@@ -204,6 +224,15 @@ mod tests {
             let mut text = String::new();
             write_quoted(&mut Writer::new(&mut text), "f", value).unwrap();
             assert_eq!(text, format!(" f={value:?}"));
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for value in [0, 7, 10, 99, 1_000, 4_294_967_296, u64::MAX] {
+            let mut text = String::new();
+            write_u64(&mut Writer::new(&mut text), "ms", value).unwrap();
+            assert_eq!(text, format!(" ms={value}"));
         }
     }
 

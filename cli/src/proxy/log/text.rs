@@ -104,21 +104,28 @@ fn write_quoted(line: &mut Writer<'_>, name: &str, value: &str) -> fmt::Result {
 /// ` name=value` for a number (a duration in milliseconds, say), its digits written by hand:
 /// `fmt`'s integer formatting, with its padding and width machinery, was over a third of the
 /// field's cost.
-fn write_u64(line: &mut Writer<'_>, name: &str, mut value: u64) -> fmt::Result {
-    let mut digits = [0u8; 20];
+fn write_u64(line: &mut Writer<'_>, name: &str, value: u64) -> fmt::Result {
+    let mut digits = [b'0'; 20];
+    let start = fill_digits(&mut digits, value);
+    line.write_str(" ")?;
+    line.write_str(name)?;
+    line.write_str("=")?;
+    line.write_str(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
+}
+
+/// Writes `value`'s decimal digits at the end of `digits` (which must be long enough) and
+/// returns where they start; what is before them is left as it was, so a field filled with
+/// `'0'` beforehand comes out zero-padded to its width.
+fn fill_digits(digits: &mut [u8], mut value: u64) -> usize {
     let mut start = digits.len();
     loop {
         start -= 1;
         digits[start] = b'0' + (value % 10) as u8;
         value /= 10;
         if value == 0 {
-            break;
+            return start;
         }
     }
-    line.write_str(" ")?;
-    line.write_str(name)?;
-    line.write_str("=")?;
-    line.write_str(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
 }
 
 /// Writes through, with control characters (a newline, an escape) as Rust escapes them.
@@ -163,11 +170,7 @@ fn write_time(line: &mut impl Write, now: SystemTime) -> fmt::Result {
         line.write_str(text)
     })?;
     let mut fraction = *b".000000Z";
-    let mut micros = since.subsec_micros();
-    for digit in fraction[1..7].iter_mut().rev() {
-        *digit = b'0' + (micros % 10) as u8;
-        micros /= 10;
-    }
+    fill_digits(&mut fraction[1..7], u64::from(since.subsec_micros()));
     line.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
 }
 

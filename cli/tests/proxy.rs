@@ -477,6 +477,55 @@ fn a_client_that_sends_no_head_or_trickles_one_is_closed_after_the_head_timeout(
 }
 
 #[test]
+fn a_callback_in_flight_longer_than_the_head_timeout_is_answered_then_the_quiet_connection_closed()
+{
+    use std::io::{Read, Write};
+    let dir = scratch("proxy-head-timeout-busy");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(
+        upstream.port,
+        &[
+            "--replay-store",
+            "memory",
+            "--head-timeout",
+            "1",
+            "--upstream-timeout",
+            "2",
+        ],
+        &dir,
+    );
+    let body = br#"{"event":"slow"}"#;
+    let authorization = signer().authorization(body);
+    let mut stream = std::net::TcpStream::connect(&proxy.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = Instant::now();
+    // Kept alive: the proxy, not the client, ends this connection.
+    write!(
+        stream,
+        "POST /hang HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    // End of stream, not the read timeout: the answer, then the proxy's close.
+    stream.read_to_end(&mut answer).unwrap();
+    let closed_after = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    // Two seconds in flight, twice the head timeout: answered (the upstream's timeout), not cut.
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("upstream_timeout"), "{answer}");
+    // Then quiet for the head timeout at least, and closed.
+    assert!(
+        closed_after >= Duration::from_millis(2900) && closed_after < Duration::from_secs(10),
+        "{closed_after:?}"
+    );
+}
+
+#[test]
 fn sigterm_lets_callbacks_in_flight_finish_then_exits_0() {
     let dir = scratch("proxy-sigterm");
     let upstream = Upstream::start(&dir, 0);

@@ -7,6 +7,7 @@
 mod admin;
 mod forward;
 mod headers;
+mod idle;
 mod log;
 mod pool;
 mod serve;
@@ -85,8 +86,8 @@ pub struct ProxyArgs {
     )]
     shutdown_timeout: u64,
     /// How long a client may take to send a request's head (and how long a kept-alive
-    /// connection may sit idle), in seconds: then the connection is closed, so that idle or
-    /// trickling clients cannot hold the proxy's sockets.
+    /// connection may sit idle), in seconds, kept to within a quarter of itself: then the
+    /// connection is closed, so that idle or trickling clients cannot hold the proxy's sockets.
     #[arg(
         long,
         env = "VONAGE_PROXY_HEAD_TIMEOUT",

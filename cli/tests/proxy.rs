@@ -709,6 +709,18 @@ fn a_bad_configuration_fails_at_start_naming_the_setting_and_no_secret_is_shown(
     ]);
     assert_eq!(code, Some(2));
     assert!(text.contains("--workers"), "{text}");
+    for setting in ["--head-timeout", "--upstream-timeout"] {
+        let (code, text) = run(&[
+            "--upstream",
+            "http://127.0.0.1:1",
+            setting,
+            "0",
+            "--replay-store",
+            "memory",
+        ]);
+        assert_eq!(code, Some(2));
+        assert!(text.contains(setting), "{text}");
+    }
     let (code, text) = run(&["--upstream", "ftp://x", "--replay-store", "memory"]);
     assert_eq!(code, Some(2));
     assert!(text.contains("--upstream"), "{text}");

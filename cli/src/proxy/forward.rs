@@ -17,6 +17,7 @@ use tower::Service;
 use vonage_secure_callbacks::sms::VerifiedSms;
 use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
+use super::deadline::Deadlines;
 use super::headers;
 use super::pool::Pool;
 use super::upstream::{Outcome, UpstreamSeries};
@@ -32,6 +33,7 @@ struct Settings {
     /// The upstream URL's path, without its last `/`: a prefix to each request's path.
     prefix: String,
     timeout: Duration,
+    deadlines: Deadlines,
     keep_authorization: bool,
     series: UpstreamSeries,
 }
@@ -55,9 +57,15 @@ impl Forward {
             host,
             prefix: upstream.path().trim_end_matches('/').to_owned(),
             timeout,
+            deadlines: Deadlines::default(),
             keep_authorization,
             series: UpstreamSeries::new(),
         })))
+    }
+
+    /// The upstream timeouts' board, whose [`Deadlines::keep`] must run for them to pass.
+    pub fn deadlines(&self) -> Deadlines {
+        self.0.deadlines.clone()
     }
 
     /// The origin-form URI the upstream gets for `uri`: the upstream's path as a prefix, then
@@ -131,23 +139,23 @@ impl Service<Request<VerifiedBody>> for Forward {
             // The upstream hop is HTTP/1.1 whatever the client spoke.
             parts.version = http::Version::HTTP_11;
             let outbound = Request::from_parts(parts, Full::new(body.into_bytes()));
-            let (response, outcome) =
-                match tokio::time::timeout(this.0.timeout, this.0.pool.send(outbound, started))
-                    .await
-                {
-                    Ok(Ok(response)) => {
-                        let outcome = Outcome::Answered(response.status());
-                        (response.map(Full::new), outcome)
-                    }
-                    Ok(Err(_)) => (
-                        status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-                        Outcome::Unreachable,
-                    ),
-                    Err(_) => (
-                        status(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                        Outcome::Timeout,
-                    ),
-                };
+            let (response, outcome) = match (this.0.deadlines)
+                .within(this.0.timeout, this.0.pool.send(outbound, started))
+                .await
+            {
+                Ok(Ok(response)) => {
+                    let outcome = Outcome::Answered(response.status());
+                    (response.map(Full::new), outcome)
+                }
+                Ok(Err(_)) => (
+                    status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
+                    Outcome::Unreachable,
+                ),
+                Err(_) => (
+                    status(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                    Outcome::Timeout,
+                ),
+            };
             let elapsed = started.elapsed();
             tracing::info!(
                 target: "vonage_callbacks::proxy",

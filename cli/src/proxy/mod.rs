@@ -5,6 +5,7 @@
 //! `jti` is burnt only on its 2xx.
 
 mod admin;
+mod deadline;
 mod forward;
 mod headers;
 mod idle;
@@ -69,7 +70,8 @@ pub struct ProxyArgs {
     /// Largest body accepted, in bytes.
     #[arg(long, env = "VONAGE_PROXY_BODY_LIMIT", hide_env_values = true, default_value_t = 1024 * 1024)]
     body_limit: usize,
-    /// How long the upstream may take to answer, in seconds (then 504; Vonage retries).
+    /// How long the upstream may take to answer, in seconds, kept to within 0.2 s (then 504;
+    /// Vonage retries).
     #[arg(
         long,
         env = "VONAGE_PROXY_UPSTREAM_TIMEOUT",
@@ -169,6 +171,9 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
     if args.head_timeout == 0 {
         return Err("--head-timeout must be at least 1 (second)".into());
     }
+    if args.upstream_timeout == 0 {
+        return Err("--upstream-timeout must be at least 1 (second)".into());
+    }
     let secrets = args.key.secrets()?;
     let runtime = match args.workers {
         0 => return Err("--workers must be at least 1".into()),
@@ -184,6 +189,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
     let batch = log::init(args.json_logs);
     let outcome = runtime.block_on(async {
         tokio::spawn(batch.clone().flush_every_period());
+        tokio::spawn(forward.deadlines().keep());
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .map_err(|err| format!("metrics: {err}"))?;

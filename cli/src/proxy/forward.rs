@@ -105,6 +105,13 @@ fn add_facts<'a>(extensions: &'a Extensions, headers: &mut HeaderMap) -> (&'a st
 /// Which secret verified the callback: its label (`current`, `previous`), else its position.
 fn add_secret(headers: &mut HeaderMap, secret: &SecretUsed) {
     match secret.label() {
+        // The labels of the secrets read from the environment: values built once, not copied.
+        Some("current") => {
+            headers.insert(headers::SECRET, HeaderValue::from_static("current"));
+        }
+        Some("previous") => {
+            headers.insert(headers::SECRET, HeaderValue::from_static("previous"));
+        }
         Some(label) => headers::add(headers, headers::SECRET, label),
         None => headers::add(headers, headers::SECRET, &secret.to_string()),
     }

@@ -19,6 +19,7 @@ use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
 use super::deadline::Deadlines;
 use super::headers;
+use super::log::{Access, Forwarded};
 use super::pool::Pool;
 use super::upstream::{Outcome, UpstreamSeries};
 
@@ -36,14 +37,17 @@ struct Settings {
     deadlines: Deadlines,
     keep_authorization: bool,
     series: UpstreamSeries,
+    access: Access,
 }
 
 impl Forward {
-    /// Forwards to `upstream`, which must be an `http://` URL with a host.
+    /// Forwards to `upstream`, which must be an `http://` URL with a host; logs each callback
+    /// forwarded to `access`.
     pub fn new(
         upstream: &Uri,
         timeout: Duration,
         keep_authorization: bool,
+        access: Access,
     ) -> Result<Self, String> {
         let authority = upstream
             .authority()
@@ -60,6 +64,7 @@ impl Forward {
             deadlines: Deadlines::default(),
             keep_authorization,
             series: UpstreamSeries::new(),
+            access,
         })))
     }
 
@@ -164,14 +169,12 @@ impl Service<Request<VerifiedBody>> for Forward {
                 ),
             };
             let elapsed = started.elapsed();
-            tracing::info!(
-                target: "vonage_callbacks::proxy",
+            this.0.access.forwarded(&Forwarded {
                 api_key,
                 id,
-                upstream = %outcome,
-                upstream_ms = elapsed.as_millis() as u64,
-                "forwarded"
-            );
+                upstream: outcome.as_str(),
+                upstream_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            });
             this.0.series.record(outcome, elapsed);
             Ok(response)
         })

@@ -153,11 +153,14 @@ fn sms_path(setting: &str) -> Result<(String, SignatureMethod), Error> {
 }
 
 pub fn run(args: ProxyArgs) -> Result<bool, Error> {
+    // Logs on stderr (stdout says where the proxy listens), once installed below.
+    let batch = log::Batch::default();
     // Checked here, before anything starts: a bad --upstream stops the proxy naming it.
     let forward = Forward::new(
         &args.upstream,
         Duration::from_secs(args.upstream_timeout),
         args.keep_authorization,
+        log::Access::new(batch.clone(), args.json_logs),
     )?;
     let sms: Vec<(String, SignatureMethod)> = args
         .sms
@@ -185,8 +188,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             .enable_all()
             .build()?,
     };
-    // Logs on stderr (stdout says where the proxy listens).
-    let batch = log::init(args.json_logs);
+    log::init(&batch, args.json_logs);
     let outcome = runtime.block_on(async {
         tokio::spawn(batch.clone().flush_every_period());
         tokio::spawn(forward.deadlines().keep());

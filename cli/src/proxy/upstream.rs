@@ -25,13 +25,21 @@ pub enum Outcome {
     Timeout,
 }
 
+impl Outcome {
+    /// The status code's digits, `unreachable` or `timeout`: the log line's and the metric's
+    /// word for it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Answered(status) => status.as_str(),
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Answered(status) => f.write_str(status.as_str()),
-            Self::Unreachable => f.write_str("unreachable"),
-            Self::Timeout => f.write_str("timeout"),
-        }
+        f.write_str(self.as_str())
     }
 }
 

@@ -3,6 +3,7 @@
 //! callbacks rather than one each (as nginx's `access_log ... buffer=`). A line is on stderr at
 //! most [`PERIOD`] after it was logged, and what is gathered is written before the proxy exits.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -22,6 +23,25 @@ impl Batch {
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
         // Nothing panics while the lock is held; a poisoned one still holds whole lines.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one line, built by `line` straight into the batch; one that fails to build is
+    /// taken out again whole.
+    pub fn add(&self, line: impl FnOnce(&mut Vec<u8>) -> fmt::Result) {
+        let mut lines = self.lock();
+        let before = lines.len();
+        if line(&mut lines).is_err() {
+            lines.truncate(before);
+        }
+        if lines.len() >= LIMIT {
+            write_out(&mut lines);
+        }
+    }
+
+    /// What has gathered and is not yet written.
+    #[cfg(test)]
+    pub fn gathered(&self) -> Vec<u8> {
+        self.lock().clone()
     }
 
     /// Writes what has gathered.
@@ -62,11 +82,10 @@ pub struct Line<'a>(&'a Batch);
 
 impl Write for Line<'_> {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        let mut lines = self.0.lock();
-        lines.extend_from_slice(line);
-        if lines.len() >= LIMIT {
-            write_out(&mut lines);
-        }
+        self.0.add(|lines| {
+            lines.extend_from_slice(line);
+            Ok(())
+        });
         Ok(line.len())
     }
 

@@ -11,7 +11,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use slab::Slab;
-use tokio::time::{Instant, MissedTickBehavior};
 
 /// How often deadlines are looked at: a request times out within two of these after its
 /// timeout, never before.
@@ -19,17 +18,12 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 /// Requests waiting, and the ticks counted; each clone shares them.
 #[derive(Clone, Default)]
-pub struct Deadlines(Arc<Board>);
+pub struct Deadlines(Arc<Mutex<Board>>);
 
 #[derive(Default)]
 struct Board {
-    waiting: Mutex<Waiting>,
-}
-
-#[derive(Default)]
-struct Waiting {
-    /// Ticks since the keeper started; changed only with the lock held, so that a request
-    /// that found its deadline ahead is on the board before the tick that passes it.
+    /// Ticks since the keeper started, under the wakers' lock: a request that finds its
+    /// deadline ahead is on the board before the tick that passes it.
     now: u64,
     wakers: Slab<(u64, Waker)>,
 }
@@ -38,11 +32,9 @@ struct Waiting {
 #[derive(Debug)]
 pub struct Elapsed;
 
-impl Board {
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
-        // Nothing panics while the lock is held; a poisoned one is still whole.
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
+    // Nothing panics while the lock is held; a poisoned one is still whole.
+    board.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Deadlines {
@@ -59,22 +51,19 @@ impl Deadlines {
     }
 
     /// Counts ticks and wakes each request whose deadline has passed, for ever (a task of the
-    /// runtime). Ticks are at least [`TICK`] apart, even after a late one, so a deadline is
-    /// never passed early.
+    /// runtime); ticks are never early, so neither is a deadline.
     pub async fn keep(self) {
-        let mut tick = tokio::time::interval_at(Instant::now() + TICK, TICK);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let mut waiting = self.0.lock();
-            waiting.now += 1;
-            let now = waiting.now;
-            for (_, (due, waker)) in &waiting.wakers {
+        super::tick::every(TICK, || {
+            let mut board = lock(&self.0);
+            board.now += 1;
+            let now = board.now;
+            for (_, (due, waker)) in &board.wakers {
                 if *due <= now {
                     waker.wake_by_ref();
                 }
             }
-        }
+        })
+        .await;
     }
 }
 
@@ -83,7 +72,7 @@ pin_project_lite::pin_project! {
     pub struct Within<'a, F> {
         #[pin]
         future: F,
-        board: &'a Board,
+        board: &'a Mutex<Board>,
         // Its timeout, in ticks.
         ticks: u64,
         // Its waker's place on the board and its deadline, once it has waited: the deadline
@@ -95,7 +84,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some((place, _)) = this.place.take() {
-                this.board.lock().wakers.try_remove(place);
+                lock(this.board).wakers.try_remove(place);
             }
         }
     }
@@ -109,20 +98,20 @@ impl<F: Future> Future for Within<'_, F> {
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        let mut waiting = this.board.lock();
+        let mut board = lock(this.board);
         match *this.place {
             None => {
-                let due = waiting.now.saturating_add(*this.ticks);
-                let place = waiting.wakers.insert((due, cx.waker().clone()));
+                let due = board.now.saturating_add(*this.ticks);
+                let place = board.wakers.insert((due, cx.waker().clone()));
                 *this.place = Some((place, due));
             }
-            Some((place, due)) if waiting.now >= due => {
-                waiting.wakers.try_remove(place);
+            Some((place, due)) if board.now >= due => {
+                board.wakers.try_remove(place);
                 *this.place = None;
                 return Poll::Ready(Err(Elapsed));
             }
             Some((place, _)) => {
-                if let Some((_, waker)) = waiting.wakers.get_mut(place) {
+                if let Some((_, waker)) = board.wakers.get_mut(place) {
                     waker.clone_from(cx.waker());
                 }
             }
@@ -133,6 +122,8 @@ impl<F: Future> Future for Within<'_, F> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -151,7 +142,7 @@ mod tests {
         assert!(waited >= timeout, "{waited:?}");
         assert!(waited <= timeout + 2 * TICK, "{waited:?}");
         // Its place was given back.
-        assert!(deadlines.0.lock().wakers.is_empty());
+        assert!(lock(&deadlines.0).wakers.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -165,7 +156,7 @@ mod tests {
             })
             .await;
         assert_eq!(answer.unwrap(), 7);
-        assert!(deadlines.0.lock().wakers.is_empty());
+        assert!(lock(&deadlines.0).wakers.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

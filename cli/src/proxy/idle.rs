@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
-use tokio::time::{Instant, MissedTickBehavior};
 
 /// Ticks in one timeout: the timeout is kept to within a quarter of itself, never early.
 const TICKS: u32 = 4;
@@ -103,14 +102,7 @@ impl Watchdog {
     /// Closes each connection once it has been quiet for `timeout`: never sooner, and at most
     /// a quarter of `timeout` later. Runs for ever (a task of the runtime).
     pub async fn close_quiet(self, timeout: Duration) {
-        let period = timeout / TICKS;
-        let mut tick = tokio::time::interval_at(Instant::now() + period, period);
-        // A late tick (a busy runtime) only makes the timeout later, never earlier.
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.tick();
-        }
+        super::tick::every(timeout / TICKS, || self.tick()).await;
     }
 
     /// One tick: counts each connection's quiet spell, closes those that reached the timeout,
@@ -142,6 +134,8 @@ impl Watchdog {
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(8);

@@ -12,6 +12,7 @@ mod idle;
 mod log;
 mod pool;
 mod serve;
+mod tick;
 mod tls;
 mod upstream;
 

@@ -51,12 +51,7 @@ impl Batch {
 
     /// Writes what has gathered every [`PERIOD`], for ever (a task of the runtime).
     pub async fn flush_every_period(self) {
-        let mut tick = tokio::time::interval(PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.flush();
-        }
+        crate::proxy::tick::every(PERIOD, || self.flush()).await;
     }
 }
 

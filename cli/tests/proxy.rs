@@ -482,6 +482,8 @@ fn a_callback_in_flight_longer_than_the_head_timeout_is_answered_then_the_quiet_
     use std::io::{Read, Write};
     let dir = scratch("proxy-head-timeout-busy");
     let upstream = Upstream::start(&dir, 0);
+    // Two workers: the watchdog and the connection on a multi-threaded runtime (the other
+    // head-timeout test has the default, one).
     let proxy = Proxy::start(
         upstream.port,
         &[
@@ -490,6 +492,8 @@ fn a_callback_in_flight_longer_than_the_head_timeout_is_answered_then_the_quiet_
             "--head-timeout",
             "1",
             "--upstream-timeout",
+            "2",
+            "--workers",
             "2",
         ],
         &dir,

@@ -423,6 +423,28 @@ fn a_hanging_upstream_is_504_and_the_callback_is_released() {
 }
 
 #[test]
+fn an_answer_longer_than_the_body_limit_is_502_and_the_callback_released() {
+    let dir = scratch("proxy-answer-limit");
+    let upstream = Upstream::start(&dir, 0);
+    // 16 bytes: the upstream's "upstream ok" (11) fits, its "upstream says 200" (17) does not.
+    let proxy = Proxy::start(
+        upstream.port,
+        &["--replay-store", "memory", "--body-limit", "16"],
+        &dir,
+    );
+    let body = b"{}";
+    let authorization = signer().authorization(body);
+    let (status, _, reply) = callback(&proxy, "/status/200", &authorization, body);
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(reply, br#"{"error":"upstream_answer_too_large"}"#);
+    // Released: the same callback, retried, is delivered.
+    let (status, _, reply) = callback(&proxy, "/vonage/ok", &authorization, body);
+    assert_eq!((status, reply.as_slice()), (200, &b"upstream ok"[..]));
+    // And now it is a replay.
+    assert_eq!(callback(&proxy, "/vonage/ok", &authorization, body).0, 409);
+}
+
+#[test]
 fn a_client_that_sends_no_head_or_trickles_one_is_closed_after_the_head_timeout() {
     use std::io::{Read, Write};
     let dir = scratch("proxy-head-timeout");

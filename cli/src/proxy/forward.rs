@@ -1,7 +1,7 @@
 //! The inner service behind the layer: sends each verified request to the upstream and hands
 //! back its answer, so that the layer burns the `jti` only when the upstream said 2xx. An
-//! upstream that cannot be reached is 502, one slower than the timeout 504: Vonage retries both,
-//! and the layer has released the reservation.
+//! upstream that cannot be reached, or answers more than the body limit, is 502, one slower
+//! than the timeout 504: Vonage retries both, and the layer has released the reservation.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,7 +20,7 @@ use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 use super::deadline::Deadlines;
 use super::headers;
 use super::log::{Access, Forwarded};
-use super::pool::Pool;
+use super::pool::{AnswerTooLarge, Pool};
 use super::upstream::{Outcome, UpstreamSeries};
 
 /// Forwards to one upstream. Cloned per request (the router does), so one `Arc`.
@@ -41,11 +41,12 @@ struct Settings {
 }
 
 impl Forward {
-    /// Forwards to `upstream`, which must be an `http://` URL with a host; logs each callback
-    /// forwarded to `access`.
+    /// Forwards to `upstream`, which must be an `http://` URL with a host, and reads answers
+    /// of at most `answer_limit` bytes; logs each callback forwarded to `access`.
     pub fn new(
         upstream: &Uri,
         timeout: Duration,
+        answer_limit: usize,
         keep_authorization: bool,
         access: Access,
     ) -> Result<Self, String> {
@@ -57,7 +58,7 @@ impl Forward {
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|_| "--upstream: the host is not a valid Host header")?;
         Ok(Self(Arc::new(Settings {
-            pool: Pool::new(format!("{}:{port}", authority.host())),
+            pool: Pool::new(format!("{}:{port}", authority.host()), answer_limit),
             host,
             prefix: upstream.path().trim_end_matches('/').to_owned(),
             timeout,
@@ -159,6 +160,10 @@ impl Service<Request<VerifiedBody>> for Forward {
                     let outcome = Outcome::Answered(response.status());
                     (response.map(Full::new), outcome)
                 }
+                Ok(Err(err)) if err.is::<AnswerTooLarge>() => (
+                    status(StatusCode::BAD_GATEWAY, "upstream_answer_too_large"),
+                    Outcome::TooLarge,
+                ),
                 Ok(Err(_)) => (
                     status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
                     Outcome::Unreachable,

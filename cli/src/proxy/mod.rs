@@ -68,7 +68,8 @@ pub struct ProxyArgs {
         default_value = "sqlite:replay-window.sqlite3"
     )]
     replay_store: String,
-    /// Largest body accepted, in bytes.
+    /// Largest body accepted, in bytes: a callback's, and the upstream's answer (a longer
+    /// answer is 502, and Vonage retries).
     #[arg(long, env = "VONAGE_PROXY_BODY_LIMIT", hide_env_values = true, default_value_t = 1024 * 1024)]
     body_limit: usize,
     /// How long the upstream may take to answer, in seconds, kept to within 0.2 s (then 504;
@@ -160,6 +161,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
     let forward = Forward::new(
         &args.upstream,
         Duration::from_secs(args.upstream_timeout),
+        args.body_limit,
         args.keep_authorization,
         log::Access::new(batch.clone(), args.json_logs),
     )?;

@@ -1,14 +1,16 @@
 //! Kept-alive HTTP/1.1 connections to the one upstream. A request takes an idle connection or
 //! opens one, and gives it back only once the whole answer was read; a connection whose
-//! exchange was cut short (a timeout, an error) is dropped, which closes it. One host and no
-//! HTTP/2 make this much cheaper per callback than a general client's pool.
+//! exchange was cut short (a timeout, an error, an answer over the limit) is dropped, which
+//! closes it. One host and no HTTP/2 make this much cheaper per callback than a general
+//! client's pool.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
@@ -21,16 +23,31 @@ const MAX_IDLE: usize = 256;
 /// theirs after a while, and a request must not race that close.
 const IDLE_FOR: Duration = Duration::from_secs(30);
 
+/// An answer whose body is longer than the limit: the upstream's fault, so a 502.
+#[derive(Debug)]
+pub struct AnswerTooLarge;
+
+impl std::fmt::Display for AnswerTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the upstream's answer is longer than the body limit")
+    }
+}
+
+impl std::error::Error for AnswerTooLarge {}
+
 /// Connections to `authority` (`host:port`).
 pub struct Pool {
     authority: String,
+    /// The longest answer body read; a longer one is [`AnswerTooLarge`].
+    answer_limit: usize,
     idle: Mutex<Vec<(SendRequest<Full<Bytes>>, Instant)>>,
 }
 
 impl Pool {
-    pub fn new(authority: String) -> Self {
+    pub fn new(authority: String, answer_limit: usize) -> Self {
         Self {
             authority,
+            answer_limit,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -71,7 +88,8 @@ impl Pool {
         now: Instant,
     ) -> Result<Response<Bytes>, PoolError> {
         let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
+        // An error here drops `sender`: a connection with an answer unread is not kept.
+        let body = whole(body, self.answer_limit).await?;
         self.give_back(sender, now);
         Ok(Response::from_parts(parts, body))
     }
@@ -116,6 +134,39 @@ impl Pool {
     }
 }
 
+/// The whole of `body`, at most `limit` bytes. An answer in one frame (a callback's nearly
+/// always is) is that frame's bytes as they came; frames after it are joined.
+async fn whole(mut body: hyper::body::Incoming, limit: usize) -> Result<Bytes, PoolError> {
+    // A declared length over the limit is refused before any of it is read.
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(AnswerTooLarge.into());
+    }
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        // Trailers are not forwarded.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        len = len.saturating_add(data.len());
+        if len > limit {
+            return Err(AnswerTooLarge.into());
+        }
+        match &mut joined {
+            None if first.is_empty() => first = data,
+            None => {
+                let mut all = BytesMut::with_capacity(len);
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+            Some(all) => all.extend_from_slice(&data),
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -127,12 +178,17 @@ mod tests {
     use super::*;
 
     /// What the upstream does with each connection once it has read one request's head.
+    /// The tests' answer limit.
+    const LIMIT: usize = 16;
+
     #[derive(Clone, Copy)]
     enum Upstream {
         /// Answers (keep-alive), then closes the connection a moment later.
         AnswersThenCloses,
         /// Closes the connection without answering.
         ClosesUnanswered,
+        /// Answers with `answer` and keeps the connection open.
+        Answers(&'static [u8]),
     }
 
     /// A raw TCP upstream on loopback; counts the connections and the request heads it read.
@@ -157,10 +213,17 @@ mod tests {
                         }
                     }
                     r.fetch_add(1, Ordering::SeqCst);
-                    if let Upstream::AnswersThenCloses = behaviour {
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        let _ = socket.write_all(answer).await;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    match behaviour {
+                        Upstream::AnswersThenCloses => {
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            let _ = socket.write_all(answer).await;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Upstream::ClosesUnanswered => {}
+                        Upstream::Answers(answer) => {
+                            let _ = socket.write_all(answer).await;
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
                     }
                 });
             }
@@ -178,7 +241,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_upstream_closed_while_idle_is_not_used_again() {
         let (addr, connections, requests) = upstream(Upstream::AnswersThenCloses).await;
-        let pool = Pool::new(addr.clone());
+        let pool = Pool::new(addr.clone(), LIMIT);
         for round in 1..=3 {
             let response = pool.send(request(&addr), Instant::now()).await.unwrap();
             assert_eq!(response.body().as_ref(), b"ok");
@@ -192,7 +255,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_written_and_unanswered_is_an_error_and_never_sent_twice() {
         let (addr, connections, requests) = upstream(Upstream::ClosesUnanswered).await;
-        let pool = Pool::new(addr.clone());
+        let pool = Pool::new(addr.clone(), LIMIT);
         assert!(pool.send(request(&addr), Instant::now()).await.is_err());
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(requests.load(Ordering::SeqCst), 1);
@@ -220,11 +283,43 @@ mod tests {
                 );
             }
         });
-        let pool = Pool::new(addr.clone());
+        let pool = Pool::new(addr.clone(), LIMIT);
         for _ in 0..5 {
             let response = pool.send(request(&addr), Instant::now()).await.unwrap();
             assert_eq!(response.body().as_ref(), b"ok");
         }
         assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_in_chunks_is_read_whole() {
+        let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let (addr, _, _) = upstream(Upstream::Answers(answer)).await;
+        let pool = Pool::new(addr.clone(), LIMIT);
+        let response = pool.send(request(&addr), Instant::now()).await.unwrap();
+        assert_eq!(response.body().as_ref(), b"hello world");
+        // Read whole, so kept for the next request.
+        assert!(pool.take(Instant::now()).is_some());
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_limit_is_an_error_and_its_connection_is_not_kept() {
+        let declared = b"HTTP/1.1 200 OK\r\ncontent-length: 17\r\n\r\n01234567890123456";
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+            a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n";
+        for answer in [&declared[..], &chunked[..]] {
+            let (addr, _, _) = upstream(Upstream::Answers(answer)).await;
+            let pool = Pool::new(addr.clone(), LIMIT);
+            let err = pool.send(request(&addr), Instant::now()).await.unwrap_err();
+            assert!(err.is::<AnswerTooLarge>(), "{err}");
+            assert!(pool.take(Instant::now()).is_none());
+        }
+        // At the limit exactly: read.
+        let exact = b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\n0123456789012345";
+        let (addr, _, _) = upstream(Upstream::Answers(exact)).await;
+        let pool = Pool::new(addr.clone(), LIMIT);
+        let response = pool.send(request(&addr), Instant::now()).await.unwrap();
+        assert_eq!(response.body().len(), LIMIT);
     }
 }

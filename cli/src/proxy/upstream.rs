@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 use metrics::{Counter, Histogram};
 
-/// Upstream answers by status (`2xx` codes, `unreachable`, `timeout`).
+/// Upstream answers by status (`2xx` codes, `unreachable`, `timeout`, `too_large`).
 pub const UPSTREAM_RESPONSES: &str = "vonage_proxy_upstream_responses_total";
 /// Time to the upstream's whole answer, seconds.
 pub const UPSTREAM_SECONDS: &str = "vonage_proxy_upstream_seconds";
@@ -23,16 +23,19 @@ pub enum Outcome {
     Unreachable,
     /// It did not answer within the upstream timeout.
     Timeout,
+    /// Its answer's body was longer than the body limit.
+    TooLarge,
 }
 
 impl Outcome {
-    /// The status code's digits, `unreachable` or `timeout`: the log line's and the metric's
-    /// word for it.
+    /// The status code's digits, `unreachable`, `timeout` or `too_large`: the log line's and
+    /// the metric's word for it.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Answered(status) => status.as_str(),
             Self::Unreachable => "unreachable",
             Self::Timeout => "timeout",
+            Self::TooLarge => "too_large",
         }
     }
 }
@@ -43,8 +46,8 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Status codes are 100 to 999: one slot each, then unreachable and timeout.
-const SLOTS: usize = 900 + 2;
+/// Status codes are 100 to 999: one slot each, then unreachable, timeout and too large.
+const SLOTS: usize = 900 + 3;
 
 /// The series of [`UPSTREAM_RESPONSES`] and [`UPSTREAM_SECONDS`], registered with the recorder
 /// at first use.
@@ -65,8 +68,9 @@ impl UpstreamSeries {
     pub fn record(&self, outcome: Outcome, elapsed: Duration) {
         let slot = match outcome {
             Outcome::Answered(status) => usize::from(status.as_u16()) - 100,
-            Outcome::Unreachable => SLOTS - 2,
-            Outcome::Timeout => SLOTS - 1,
+            Outcome::Unreachable => SLOTS - 3,
+            Outcome::Timeout => SLOTS - 2,
+            Outcome::TooLarge => SLOTS - 1,
         };
         self.responses[slot]
             .get_or_init(|| metrics::counter!(UPSTREAM_RESPONSES, "status" => outcome.to_string()))
@@ -84,14 +88,23 @@ mod tests {
     #[test]
     fn every_outcome_has_a_slot_of_its_own() {
         let statuses = [100, 200, 599, 999].map(|code| StatusCode::from_u16(code).unwrap());
-        let outcomes = statuses
-            .map(Outcome::Answered)
-            .into_iter()
-            .chain([Outcome::Unreachable, Outcome::Timeout]);
+        let outcomes = statuses.map(Outcome::Answered).into_iter().chain([
+            Outcome::Unreachable,
+            Outcome::Timeout,
+            Outcome::TooLarge,
+        ]);
         let names: Vec<String> = outcomes.clone().map(|o| o.to_string()).collect();
         assert_eq!(
             names,
-            ["100", "200", "599", "999", "unreachable", "timeout"]
+            [
+                "100",
+                "200",
+                "599",
+                "999",
+                "unreachable",
+                "timeout",
+                "too_large"
+            ]
         );
         // Each is recorded without running past the slots (a recorder is not needed to tell).
         let series = UpstreamSeries::new();
@@ -104,7 +117,7 @@ mod tests {
                 .iter()
                 .filter(|s| s.get().is_some())
                 .count(),
-            6
+            7
         );
     }
 }

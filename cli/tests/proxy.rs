@@ -971,23 +971,10 @@ fn the_attack_suites_get_the_same_answers_through_the_proxy() {
     let origin = format!("http://{}", proxy.addr);
     let mut wrong = Vec::new();
     for attack in &suite {
-        let request = attack.request(&origin);
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-            .collect();
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let (status, _, body) = send(
-            request.method().as_str(),
-            &request.uri().to_string(),
-            &headers,
-            request.body(),
-        );
-        if let Err(why) = attack.check(http::StatusCode::from_u16(status).unwrap(), &body) {
+        // Read while the body is written: a body refused by its declared length is answered
+        // unread, and the connection then closed.
+        let (status, body) = attack.send(&origin).expect("an answer");
+        if let Err(why) = attack.check(status, &body) {
             wrong.push(why);
         }
     }

@@ -18,6 +18,7 @@
 //! ```
 
 mod attacks;
+mod send;
 mod signer;
 #[cfg(feature = "sms")]
 mod sms_attacks;

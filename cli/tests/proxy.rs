@@ -445,6 +445,28 @@ fn an_answer_longer_than_the_body_limit_is_502_and_the_callback_released() {
 }
 
 #[test]
+fn a_chunked_answer_passes_whole_and_an_ambiguous_one_is_502_and_the_callback_released() {
+    let dir = scratch("proxy-answer-framing");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(upstream.port, &["--replay-store", "memory"], &dir);
+    let body = b"{}";
+    let authorization = signer().authorization(body);
+    let (status, headers, reply) = callback(&proxy, "/chunked/x", &authorization, body);
+    assert_eq!((status, reply.as_slice()), (200, &b"upstream chunked"[..]));
+    // Forwarded with the length of what was decoded.
+    assert!(!headers.contains_key("transfer-encoding"));
+    assert_eq!(headers["content-length"], "16");
+    // Both a length and chunks: which one frames it is what response splitting plays on.
+    let authorization = signer().authorization(body);
+    let (status, _, reply) = callback(&proxy, "/ambiguous/x", &authorization, body);
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(reply, br#"{"error":"upstream_answer_invalid"}"#);
+    // Released: the same callback, retried, is delivered, and then it is a replay.
+    assert_eq!(callback(&proxy, "/vonage/ok", &authorization, body).0, 200);
+    assert_eq!(callback(&proxy, "/vonage/ok", &authorization, body).0, 409);
+}
+
+#[test]
 fn a_client_that_sends_no_head_or_trickles_one_is_closed_after_the_head_timeout() {
     use std::io::{Read, Write};
     let dir = scratch("proxy-head-timeout");

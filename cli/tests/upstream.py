@@ -1,6 +1,7 @@
 """An upstream for the proxy's tests, in the Python standard library only: it records exactly
 what it received (method, path, headers, body bytes) as one JSON line per request, and answers
-by path: /status/NNN/... with NNN, /hang/... after 30 s, /slow/... after 1 s, anything
+by path: /status/NNN/... with NNN, /hang/... after 30 s, /slow/... after 1 s, /chunked/... in
+chunks, /ambiguous/... framed both by length and by chunks (a response-splitting shape), anything
 else 200."""
 
 import base64
@@ -40,6 +41,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(30)
         elif len(parts) > 1 and parts[1].startswith("slow"):
             time.sleep(1)
+        elif len(parts) > 1 and parts[1] in ("chunked", "ambiguous"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            if parts[1] == "ambiguous":
+                self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"8\r\nupstream\r\n8\r\n chunked\r\n0\r\n\r\n")
+            return
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("X-Upstream", "python")

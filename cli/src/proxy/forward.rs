@@ -18,9 +18,10 @@ use vonage_secure_callbacks::sms::VerifiedSms;
 use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
 use super::deadline::Deadlines;
+use super::exchange::{Outbound, UpstreamError};
 use super::headers;
 use super::log::{Access, Forwarded};
-use super::pool::{AnswerTooLarge, Pool};
+use super::pool::Pool;
 use super::upstream::{Outcome, UpstreamSeries};
 
 /// Forwards to one upstream. Cloned per request (the router does), so one `Arc`.
@@ -72,17 +73,6 @@ impl Forward {
     /// The upstream timeouts' board, whose [`Deadlines::keep`] must run for them to pass.
     pub fn deadlines(&self) -> Deadlines {
         self.0.deadlines.clone()
-    }
-
-    /// The origin-form URI the upstream gets for `uri`: the upstream's path as a prefix, then
-    /// the request's path and query.
-    fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let prefix = &self.0.prefix;
-        match uri.path_and_query() {
-            // The common case, no prefix: the request's own path, shared rather than copied.
-            Some(path) if prefix.is_empty() => Ok(Uri::from(path.clone())),
-            path => Ok(format!("{prefix}{}", path.map_or("/", |p| p.as_str())).parse()?),
-        }
     }
 }
 
@@ -137,34 +127,39 @@ impl Service<Request<VerifiedBody>> for Forward {
         Box::pin(async move {
             let started = Instant::now();
             let (mut parts, body) = request.into_parts();
-            let Ok(target) = this.target(&parts.uri) else {
-                return Ok(status(StatusCode::BAD_GATEWAY, "upstream_uri"));
-            };
             // The verified facts stay here, for the log line; the upstream gets them as headers.
             let extensions = std::mem::take(&mut parts.extensions);
             headers::strip(&mut parts.headers, this.0.keep_authorization);
             let (api_key, id) = add_facts(&extensions, &mut parts.headers);
-            // The Host of the upstream, as a client of it would send.
-            parts
-                .headers
-                .insert(http::header::HOST, this.0.host.clone());
-            parts.uri = target;
-            // The upstream hop is HTTP/1.1 whatever the client spoke.
-            parts.version = http::Version::HTTP_11;
-            let outbound = Request::from_parts(parts, Full::new(body.into_bytes()));
+            let body = body.into_bytes();
+            let outbound = Outbound {
+                method: &parts.method,
+                // The upstream's path as a prefix, then the request's path and query.
+                target: [
+                    &this.0.prefix,
+                    parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                ],
+                host: &this.0.host,
+                headers: &parts.headers,
+                body: &body,
+            };
             let (response, outcome) = match (this.0.deadlines)
-                .within(this.0.timeout, this.0.pool.send(outbound, started))
+                .within(this.0.timeout, this.0.pool.send(&outbound, started))
                 .await
             {
                 Ok(Ok(response)) => {
                     let outcome = Outcome::Answered(response.status());
                     (response.map(Full::new), outcome)
                 }
-                Ok(Err(err)) if err.is::<AnswerTooLarge>() => (
+                Ok(Err(UpstreamError::TooLarge)) => (
                     status(StatusCode::BAD_GATEWAY, "upstream_answer_too_large"),
                     Outcome::TooLarge,
                 ),
-                Ok(Err(_)) => (
+                Ok(Err(UpstreamError::Invalid(_))) => (
+                    status(StatusCode::BAD_GATEWAY, "upstream_answer_invalid"),
+                    Outcome::Invalid,
+                ),
+                Ok(Err(UpstreamError::Io(_) | UpstreamError::Closed)) => (
                     status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
                     Outcome::Unreachable,
                 ),

@@ -43,7 +43,7 @@ pub fn strip(headers: &mut HeaderMap, keep_authorization: bool) {
         Vec::new()
     };
     let doomed = |name: &HeaderName| {
-        HOP_BY_HOP.contains(name)
+        is_hop_by_hop(name)
             || named.contains(name)
             || name.as_str().starts_with(PREFIX)
             || (!keep_authorization && *name == header::AUTHORIZATION)
@@ -54,6 +54,11 @@ pub fn strip(headers: &mut HeaderMap, keep_authorization: bool) {
     while let Some(name) = headers.keys().find(|name| doomed(name)).cloned() {
         headers.remove(name);
     }
+}
+
+/// Whether `name` is one of the headers that describe a connection, not a message.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
 }
 
 /// Adds one verified fact as the header `name` (one of the `x-vonage-` names above); a value

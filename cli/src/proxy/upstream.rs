@@ -9,7 +9,8 @@ use std::time::Duration;
 use http::StatusCode;
 use metrics::{Counter, Histogram};
 
-/// Upstream answers by status (`2xx` codes, `unreachable`, `timeout`, `too_large`).
+/// Upstream answers by status (`2xx` codes, `unreachable`, `timeout`, `too_large`,
+/// `invalid`).
 pub const UPSTREAM_RESPONSES: &str = "vonage_proxy_upstream_responses_total";
 /// Time to the upstream's whole answer, seconds.
 pub const UPSTREAM_SECONDS: &str = "vonage_proxy_upstream_seconds";
@@ -25,17 +26,20 @@ pub enum Outcome {
     Timeout,
     /// Its answer's body was longer than the body limit.
     TooLarge,
+    /// Its answer was not HTTP/1.1 as RFC 9112 frames it.
+    Invalid,
 }
 
 impl Outcome {
-    /// The status code's digits, `unreachable`, `timeout` or `too_large`: the log line's and
-    /// the metric's word for it.
+    /// The status code's digits, `unreachable`, `timeout`, `too_large` or `invalid`: the log
+    /// line's and the metric's word for it.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Answered(status) => status.as_str(),
             Self::Unreachable => "unreachable",
             Self::Timeout => "timeout",
             Self::TooLarge => "too_large",
+            Self::Invalid => "invalid",
         }
     }
 }
@@ -46,8 +50,9 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Status codes are 100 to 999: one slot each, then unreachable, timeout and too large.
-const SLOTS: usize = 900 + 3;
+/// Status codes are 100 to 999: one slot each, then unreachable, timeout, too large and
+/// invalid.
+const SLOTS: usize = 900 + 4;
 
 /// The series of [`UPSTREAM_RESPONSES`] and [`UPSTREAM_SECONDS`], registered with the recorder
 /// at first use.
@@ -68,9 +73,10 @@ impl UpstreamSeries {
     pub fn record(&self, outcome: Outcome, elapsed: Duration) {
         let slot = match outcome {
             Outcome::Answered(status) => usize::from(status.as_u16()) - 100,
-            Outcome::Unreachable => SLOTS - 3,
-            Outcome::Timeout => SLOTS - 2,
-            Outcome::TooLarge => SLOTS - 1,
+            Outcome::Unreachable => SLOTS - 4,
+            Outcome::Timeout => SLOTS - 3,
+            Outcome::TooLarge => SLOTS - 2,
+            Outcome::Invalid => SLOTS - 1,
         };
         self.responses[slot]
             .get_or_init(|| metrics::counter!(UPSTREAM_RESPONSES, "status" => outcome.to_string()))
@@ -92,6 +98,7 @@ mod tests {
             Outcome::Unreachable,
             Outcome::Timeout,
             Outcome::TooLarge,
+            Outcome::Invalid,
         ]);
         let names: Vec<String> = outcomes.clone().map(|o| o.to_string()).collect();
         assert_eq!(
@@ -103,7 +110,8 @@ mod tests {
                 "999",
                 "unreachable",
                 "timeout",
-                "too_large"
+                "too_large",
+                "invalid"
             ]
         );
         // Each is recorded without running past the slots (a recorder is not needed to tell).
@@ -117,7 +125,7 @@ mod tests {
                 .iter()
                 .filter(|s| s.get().is_some())
                 .count(),
-            7
+            8
         );
     }
 }

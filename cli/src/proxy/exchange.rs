@@ -17,7 +17,7 @@ use httparse::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::headers;
+use super::headers::{self, Facts};
 
 /// The most headers an answer may have (hyper's default too).
 const MAX_HEADERS: usize = 100;
@@ -68,6 +68,8 @@ pub struct Outbound<'a> {
     /// End-to-end headers only (already stripped); any Host or Content-Length among them is
     /// replaced by the proxy's own.
     pub headers: &'a HeaderMap,
+    /// What was verified, written after them.
+    pub facts: &'a Facts<'a>,
     pub body: &'a Bytes,
 }
 
@@ -155,17 +157,7 @@ impl Connection {
             framing,
             mut keep,
         } = loop {
-            let parsed = {
-                let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut answer = httparse::Response::new(&mut slots);
-                match answer.parse(&self.read) {
-                    Ok(Status::Complete(used)) => Some((used, head_of(&answer, head_request)?)),
-                    Ok(Status::Partial) if self.read.len() < MAX_HEAD => None,
-                    Ok(Status::Partial) => return Err(UpstreamError::Invalid("head too long")),
-                    Err(_) => return Err(UpstreamError::Invalid("malformed head")),
-                }
-            };
-            match parsed {
+            match parse_head(&self.read, head_request)? {
                 None => self.fill(READ_ROOM).await?,
                 Some((used, head)) => {
                     self.read.advance(used);
@@ -233,14 +225,12 @@ impl Connection {
         }
         // Trailers, which are not forwarded, up to the empty line.
         loop {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match httparse::parse_headers(&self.read, &mut slots) {
-                Ok(Status::Complete((used, _))) => {
+            match trailers_end(&self.read)? {
+                Some(used) => {
                     self.read.advance(used);
                     return Ok(body.freeze());
                 }
-                Ok(Status::Partial) if self.read.len() < MAX_HEAD => self.fill(READ_ROOM).await?,
-                _ => return Err(UpstreamError::Invalid("malformed trailers")),
+                None => self.fill(READ_ROOM).await?,
             }
         }
     }
@@ -279,6 +269,7 @@ fn encode_head(out: &mut Vec<u8>, request: &Outbound<'_>) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    request.facts.write_into(out);
     // A GET or HEAD without a body says nothing of one, as clients do.
     let bodiless = matches!(*request.method, Method::GET | Method::HEAD);
     if !(request.body.is_empty() && bodiless) {
@@ -302,6 +293,35 @@ fn decimal(out: &mut Vec<u8>, mut n: usize) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+// The parsers' header slots (3 KiB) live in these two plain functions, never in the exchange's
+// future: one held across an await would make every callback's future that much larger.
+
+/// The answer's head at the start of `read`: its length and, unless it is an interim answer,
+/// the head; `None` while it is incomplete.
+fn parse_head(
+    read: &[u8],
+    head_request: bool,
+) -> Result<Option<(usize, Option<Head>)>, UpstreamError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut slots);
+    match answer.parse(read) {
+        Ok(Status::Complete(used)) => Ok(Some((used, head_of(&answer, head_request)?))),
+        Ok(Status::Partial) if read.len() < MAX_HEAD => Ok(None),
+        Ok(Status::Partial) => Err(UpstreamError::Invalid("head too long")),
+        Err(_) => Err(UpstreamError::Invalid("malformed head")),
+    }
+}
+
+/// Where the trailers at the start of `read` end; `None` while they are incomplete.
+fn trailers_end(read: &[u8]) -> Result<Option<usize>, UpstreamError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(read, &mut slots) {
+        Ok(Status::Complete((used, _))) => Ok(Some(used)),
+        Ok(Status::Partial) if read.len() < MAX_HEAD => Ok(None),
+        _ => Err(UpstreamError::Invalid("malformed trailers")),
+    }
 }
 
 /// A final answer's head, as read.
@@ -476,12 +496,18 @@ mod tests {
         );
         headers.insert(header::HOST, HeaderValue::from_static("proxy.example"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
-        headers.insert("x-vonage-jti", HeaderValue::from_static("j-1"));
+        headers.insert("x-request-id", HeaderValue::from_static("r-1"));
+        let facts = Facts {
+            id: Some((headers::JTI, "j-1")),
+            api_key: Some("k"),
+            ..Facts::default()
+        };
         let request = Outbound {
             method: &method,
             target: ["/prefix", "/cb?a=1"],
             host: &host,
             headers: &headers,
+            facts: &facts,
             body: &body,
         };
         let outcome = connection.exchange(&request, LIMIT).await;
@@ -502,7 +528,8 @@ mod tests {
         let (_, seen) = exchange(Method::POST, b"{\"a\":1}", ok, Then::StayOpen).await;
         assert_eq!(
             String::from_utf8(seen).unwrap(),
-            "POST /prefix/cb?a=1 HTTP/1.1\r\nhost: up.example:8000\r\nx-vonage-jti: j-1\r\n\
+            "POST /prefix/cb?a=1 HTTP/1.1\r\nhost: up.example:8000\r\nx-request-id: r-1\r\n\
+             x-vonage-verified: 1\r\nx-vonage-jti: j-1\r\nx-vonage-api-key: k\r\n\
              content-length: 7\r\n\r\n{\"a\":1}"
         );
         // A GET without a body says nothing of one; a POST without one says 0.
@@ -689,6 +716,7 @@ mod tests {
             target: ["", "/"],
             host: &host,
             headers: &headers,
+            facts: &Facts::default(),
             body: &body,
         };
         let outcome = connection.exchange(&request, LIMIT).await;
@@ -718,6 +746,30 @@ mod tests {
         assert!(!closed.is_usable());
         assert!(!written.is_usable());
         drop(open_side);
+    }
+
+    #[tokio::test]
+    async fn the_exchange_future_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut connection = Connection::open(&addr).await.unwrap();
+        let (host, headers, body) = (
+            HeaderValue::from_static("h"),
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        let request = Outbound {
+            method: &Method::GET,
+            target: ["", "/"],
+            host: &host,
+            headers: &headers,
+            facts: &Facts::default(),
+            body: &body,
+        };
+        // Every callback's future holds this one: the parsers' 3 KiB of header slots held
+        // across an await once made it 3 568 bytes, and the proxy 6 % dearer in CPU.
+        let size = std::mem::size_of_val(&connection.exchange(&request, LIMIT));
+        assert!(size < 1024, "{size} bytes");
     }
 
     #[test]

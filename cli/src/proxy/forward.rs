@@ -1,8 +1,9 @@
 //! The inner service behind the layer: sends each verified request to the upstream and hands
 //! back its answer, so that the layer burns the `jti` only when the upstream said 2xx. An
-//! upstream that cannot be reached, or answers more than the body limit, is 502, one slower
+//! upstream that cannot be reached, or answers more than the body limit or not as HTTP/1.1, is 502,
 //! than the timeout 504: Vonage retries both, and the layer has released the reservation.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Extensions, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use tower::Service;
 use vonage_secure_callbacks::sms::VerifiedSms;
@@ -19,7 +20,7 @@ use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
 use super::deadline::Deadlines;
 use super::exchange::{Outbound, UpstreamError};
-use super::headers;
+use super::headers::{self, Facts};
 use super::log::{Access, Forwarded};
 use super::pool::Pool;
 use super::upstream::{Outcome, UpstreamSeries};
@@ -76,40 +77,33 @@ impl Forward {
     }
 }
 
-/// Adds what was verified as headers for the upstream; returns the api key and the callback's
-/// id for the log line.
-fn add_facts<'a>(extensions: &'a Extensions, headers: &mut HeaderMap) -> (&'a str, &'a str) {
-    headers.insert(headers::VERIFIED, HeaderValue::from_static("1"));
+/// What was verified, for the upstream's headers; the log line takes the api key and the
+/// callback's id from it.
+fn facts_of(extensions: &Extensions) -> Facts<'_> {
     if let Some(claims) = extensions.get::<VonageClaims>() {
-        headers::add(headers, headers::JTI, claims.jti());
-        headers::add(headers, headers::API_KEY, claims.api_key());
-        if let Some(id) = claims.application_id() {
-            headers::add(headers, headers::APPLICATION_ID, id);
-        }
-        add_secret(headers, claims.secret());
-        return (claims.api_key(), claims.jti());
+        return Facts {
+            id: Some((headers::JTI, claims.jti())),
+            api_key: Some(claims.api_key()),
+            application_id: claims.application_id(),
+            secret: Some(secret_of(claims.secret())),
+        };
     }
     if let Some(sms) = extensions.get::<VerifiedSms>() {
-        headers::add(headers, headers::NONCE, sms.replay_id());
-        headers::add(headers, headers::API_KEY, sms.api_key());
-        add_secret(headers, sms.secret());
-        return (sms.api_key(), sms.replay_id());
+        return Facts {
+            id: Some((headers::NONCE, sms.replay_id())),
+            api_key: Some(sms.api_key()),
+            application_id: None,
+            secret: Some(secret_of(sms.secret())),
+        };
     }
-    ("", "")
+    Facts::default()
 }
 
 /// Which secret verified the callback: its label (`current`, `previous`), else its position.
-fn add_secret(headers: &mut HeaderMap, secret: &SecretUsed) {
+fn secret_of(secret: &SecretUsed) -> Cow<'_, str> {
     match secret.label() {
-        // The labels of the secrets read from the environment: values built once, not copied.
-        Some("current") => {
-            headers.insert(headers::SECRET, HeaderValue::from_static("current"));
-        }
-        Some("previous") => {
-            headers.insert(headers::SECRET, HeaderValue::from_static("previous"));
-        }
-        Some(label) => headers::add(headers, headers::SECRET, label),
-        None => headers::add(headers, headers::SECRET, &secret.to_string()),
+        Some(label) => Cow::Borrowed(label),
+        None => Cow::Owned(secret.to_string()),
     }
 }
 
@@ -130,7 +124,7 @@ impl Service<Request<VerifiedBody>> for Forward {
             // The verified facts stay here, for the log line; the upstream gets them as headers.
             let extensions = std::mem::take(&mut parts.extensions);
             headers::strip(&mut parts.headers, this.0.keep_authorization);
-            let (api_key, id) = add_facts(&extensions, &mut parts.headers);
+            let facts = facts_of(&extensions);
             let body = body.into_bytes();
             let outbound = Outbound {
                 method: &parts.method,
@@ -141,6 +135,7 @@ impl Service<Request<VerifiedBody>> for Forward {
                 ],
                 host: &this.0.host,
                 headers: &parts.headers,
+                facts: &facts,
                 body: &body,
             };
             let (response, outcome) = match (this.0.deadlines)
@@ -170,8 +165,8 @@ impl Service<Request<VerifiedBody>> for Forward {
             };
             let elapsed = started.elapsed();
             this.0.access.forwarded(&Forwarded {
-                api_key,
-                id,
+                api_key: facts.api_key.unwrap_or(""),
+                id: facts.id.map_or("", |(_, id)| id),
                 upstream: outcome.as_str(),
                 upstream_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             });

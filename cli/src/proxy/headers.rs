@@ -2,7 +2,9 @@
 //! (RFC 9110 §7.6.1), any `X-Vonage-*` the client sent never (the proxy's own say what was
 //! verified, so they must not be forgeable), and `Authorization` only when asked.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::borrow::Cow;
+
+use http::header::{self, HeaderMap, HeaderName};
 
 /// The prefix of the headers the proxy adds.
 pub const PREFIX: &str = "x-vonage-";
@@ -19,13 +21,53 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// The headers the proxy adds: built once, here, rather than parsed for every callback.
-pub const VERIFIED: HeaderName = HeaderName::from_static("x-vonage-verified");
-pub const JTI: HeaderName = HeaderName::from_static("x-vonage-jti");
-pub const API_KEY: HeaderName = HeaderName::from_static("x-vonage-api-key");
-pub const APPLICATION_ID: HeaderName = HeaderName::from_static("x-vonage-application-id");
-pub const SECRET: HeaderName = HeaderName::from_static("x-vonage-secret");
-pub const NONCE: HeaderName = HeaderName::from_static("x-vonage-nonce");
+/// The headers the proxy adds.
+pub const VERIFIED: &str = "x-vonage-verified";
+pub const JTI: &str = "x-vonage-jti";
+pub const API_KEY: &str = "x-vonage-api-key";
+pub const APPLICATION_ID: &str = "x-vonage-application-id";
+pub const SECRET: &str = "x-vonage-secret";
+pub const NONCE: &str = "x-vonage-nonce";
+
+/// What was verified, as the headers the upstream gets. They are written straight into the
+/// request's head rather than put in its header map: no value is copied into a header of its
+/// own, and no map entry is made, for each one.
+#[derive(Default)]
+pub struct Facts<'a> {
+    /// The callback's id: `(JTI, jti)` or `(NONCE, nonce)`.
+    pub id: Option<(&'static str, &'a str)>,
+    pub api_key: Option<&'a str>,
+    pub application_id: Option<&'a str>,
+    /// Which secret verified it: its label, else its position.
+    pub secret: Option<Cow<'a, str>>,
+}
+
+impl Facts<'_> {
+    /// Appends each fact to `head` as a header line; one whose value cannot be a header value
+    /// (a line break in a claim, say) is left out rather than mangled.
+    pub fn write_into(&self, head: &mut Vec<u8>) {
+        let fields = [
+            Some((VERIFIED, "1")),
+            self.id,
+            self.api_key.map(|value| (API_KEY, value)),
+            self.application_id.map(|value| (APPLICATION_ID, value)),
+            self.secret.as_deref().map(|value| (SECRET, value)),
+        ];
+        for (name, value) in fields.into_iter().flatten() {
+            if value.bytes().all(is_value_byte) {
+                head.extend_from_slice(name.as_bytes());
+                head.extend_from_slice(b": ");
+                head.extend_from_slice(value.as_bytes());
+                head.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// What `HeaderValue::from_str` accepts: visible characters, spaces and tabs.
+fn is_value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= b' ' && b != 0x7f)
+}
 
 /// Removes what must not be forwarded from `headers`.
 pub fn strip(headers: &mut HeaderMap, keep_authorization: bool) {
@@ -61,14 +103,6 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
-/// Adds one verified fact as the header `name` (one of the `x-vonage-` names above); a value
-/// that cannot be a header value is left out rather than mangled.
-pub fn add(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name, value);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +134,29 @@ mod tests {
         strip(&mut kept, true);
         assert!(kept.contains_key("authorization"));
         assert!(!kept.contains_key("x-vonage-jti"));
+    }
+
+    #[test]
+    fn facts_are_header_lines_and_one_that_could_break_the_head_is_left_out() {
+        let facts = Facts {
+            id: Some((JTI, "jti-1")),
+            api_key: Some("key\r\nx-vonage-verified: forged"),
+            application_id: None,
+            secret: Some(Cow::Borrowed("current")),
+        };
+        let mut head = Vec::new();
+        facts.write_into(&mut head);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "x-vonage-verified: 1\r\nx-vonage-jti: jti-1\r\nx-vonage-secret: current\r\n"
+        );
+        // What is kept is what a header value may hold, as http's own check has it.
+        for value in ["a b\tc", "caf\u{e9}", "\u{7f}", "a\nb", "\0"] {
+            assert_eq!(
+                value.bytes().all(is_value_byte),
+                http::HeaderValue::from_str(value).is_ok(),
+                "{value:?}"
+            );
+        }
     }
 }

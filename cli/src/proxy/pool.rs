@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http::Response;
 
 use super::exchange::{Connection, Outbound, UpstreamError};
+#[cfg(test)]
+use super::headers::Facts;
 
 /// Idle connections kept at most; more are closed once their answer is read.
 const MAX_IDLE: usize = 256;
@@ -158,6 +160,7 @@ mod tests {
             target: ["", "/"],
             host: &host,
             headers: &headers,
+            facts: &Facts::default(),
             body: &body,
         };
         pool.send(&request, Instant::now()).await

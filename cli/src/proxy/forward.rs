@@ -1,7 +1,8 @@
 //! The inner service behind the layer: sends each verified request to the upstream and hands
 //! back its answer, so that the layer burns the `jti` only when the upstream said 2xx. An
-//! upstream that cannot be reached, or answers more than the body limit or not as HTTP/1.1, is 502,
-//! than the timeout 504: Vonage retries both, and the layer has released the reservation.
+//! upstream that cannot be reached, or answers more than the body limit or not as HTTP/1.1, is
+//! 502, one slower than the timeout 504: Vonage retries both, and the layer has released the
+//! reservation.
 
 use std::borrow::Cow;
 use std::convert::Infallible;

@@ -15,6 +15,7 @@ mod pool;
 mod serve;
 mod tick;
 mod tls;
+mod upkeep;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -199,6 +200,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .map_err(|err| format!("metrics: {err}"))?;
+        upkeep::drain_every(recorder.clone(), upkeep::PERIOD)?;
         vonage_secure_callbacks::metrics::describe();
         let setting = args.replay_store.clone();
         let setup = Setup {

@@ -25,6 +25,9 @@ const MAX_HEADERS: usize = 100;
 const MAX_HEAD: usize = 64 * 1024;
 /// Room made in the read buffer before each read.
 const READ_ROOM: usize = 8 * 1024;
+/// The most room made at once for a body's declared length: memory follows what arrives, not
+/// what an upstream says will (however large `--body-limit` is).
+const MAX_ROOM: usize = 256 * 1024;
 
 /// Why an exchange failed; each is the upstream's fault or the network's, so a 502.
 #[derive(Debug)]
@@ -139,7 +142,7 @@ impl Connection {
 
     /// Reads more of the answer; the upstream closing first is [`UpstreamError::Closed`].
     async fn fill(&mut self, room: usize) -> Result<(), UpstreamError> {
-        self.read.reserve(room);
+        self.read.reserve(room.min(MAX_ROOM));
         match self.stream.read_buf(&mut self.read).await? {
             0 => Err(UpstreamError::Closed),
             _ => Ok(()),
@@ -214,10 +217,11 @@ impl Connection {
                 .filter(|size| body.len().saturating_add(*size) <= limit)
                 .ok_or(UpstreamError::TooLarge)?;
             // The chunk and the line end after it.
-            while self.read.len() < size + 2 {
-                self.fill(size + 2 - self.read.len()).await?;
+            let end = size.checked_add(2).ok_or(UpstreamError::TooLarge)?;
+            while self.read.len() < end {
+                self.fill(end - self.read.len()).await?;
             }
-            if &self.read[size..size + 2] != b"\r\n" {
+            if &self.read[size..end] != b"\r\n" {
                 return Err(UpstreamError::Invalid("a chunk longer than its size"));
             }
             body.extend_from_slice(&self.read[..size]);
@@ -515,6 +519,36 @@ mod tests {
         (outcome, upstream.await.unwrap())
     }
 
+    /// A GET answered with `answer`, after which the upstream closes; read under `limit`.
+    async fn exchange_limited(
+        answer: &'static [u8],
+        limit: usize,
+    ) -> Result<(Response<Bytes>, bool), UpstreamError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket.write_all(answer).await;
+        });
+        let mut connection = Connection::open(&addr).await.unwrap();
+        let (host, headers, body) = (
+            HeaderValue::from_static("h"),
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        let request = Outbound {
+            method: &Method::GET,
+            target: ["", "/"],
+            host: &host,
+            headers: &headers,
+            facts: &Facts::default(),
+            body: &body,
+        };
+        connection.exchange(&request, limit).await
+    }
+
     async fn answer(
         answer: &'static [u8],
         then: Then,
@@ -686,6 +720,25 @@ mod tests {
             answer(chunks, Then::StayOpen).await,
             Err(UpstreamError::TooLarge)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_huge_declared_size_under_a_huge_limit_is_read_as_it_arrives() {
+        for said in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551615\r\n\r\nshort"[..],
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\nshort",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffff0\r\nshort",
+        ] {
+            let outcome = exchange_limited(said, usize::MAX).await;
+            assert!(
+                matches!(
+                    outcome,
+                    Err(UpstreamError::Closed | UpstreamError::TooLarge)
+                ),
+                "{}: {outcome:?}",
+                String::from_utf8_lossy(said)
+            );
+        }
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 
 mod admin;
 mod deadline;
+mod digits;
 mod exchange;
 mod forward;
 mod headers;

@@ -13,6 +13,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::proxy::digits;
+
 /// The proxy's text lines.
 pub struct Text;
 
@@ -110,27 +112,11 @@ pub(super) fn write_u64(line: &mut impl Write, name: &str, value: u64) -> fmt::R
     write_digits(line, value)
 }
 
-/// A number's digits, written by hand: `fmt`'s integer formatting, with its padding and width
-/// machinery, was over a third of a number field's cost.
+/// A number's digits, written by hand.
 pub(super) fn write_digits(line: &mut impl Write, value: u64) -> fmt::Result {
     let mut digits = [b'0'; 20];
-    let start = fill_digits(&mut digits, value);
+    let start = digits::fill(&mut digits, value);
     line.write_str(std::str::from_utf8(&digits[start..]).map_err(|_| fmt::Error)?)
-}
-
-/// Writes `value`'s decimal digits at the end of `digits` (which must be long enough) and
-/// returns where they start; what is before them is left as it was, so a field filled with
-/// `'0'` beforehand comes out zero-padded to its width.
-fn fill_digits(digits: &mut [u8], mut value: u64) -> usize {
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            return start;
-        }
-    }
 }
 
 /// Writes through, with control characters (a newline, an escape) as Rust escapes them.
@@ -175,7 +161,7 @@ pub(super) fn write_time(line: &mut impl Write, now: SystemTime) -> fmt::Result 
         line.write_str(text)
     })?;
     let mut fraction = *b".000000Z";
-    fill_digits(&mut fraction[1..7], u64::from(since.subsec_micros()));
+    digits::fill(&mut fraction[1..7], u64::from(since.subsec_micros()));
     line.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
 }
 

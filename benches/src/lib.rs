@@ -29,14 +29,14 @@ pub const SIZES: [(&str, usize); 4] = [
     ("1MiB", 1024 * 1024),
 ];
 
-/// Pins this thread, and the threads and processes it starts after, to `cpu`, when the machine
-/// has two CPUs or more, so that a server measured and the client loading it do not steal each
-/// other's core. Returns whether it did.
+/// Pins this thread, and the threads and processes it starts after, to `cpu`, so that a server
+/// measured and the client loading it do not steal each other's core. Returns whether it did:
+/// not when this process may not run on `cpu` (a machine with one CPU has no CPU 1).
+///
+/// The kernel is the judge, not a count of CPUs: `available_parallelism` reads this thread's
+/// own affinity, so once the thread was pinned to one CPU it would say one, and every later
+/// call would have given up.
 pub fn pin_to(cpu: usize) -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus < 2 {
-        return false;
-    }
     let mut set = rustix::thread::CpuSet::new();
     set.set(cpu);
     rustix::thread::sched_setaffinity(None, &set).is_ok()

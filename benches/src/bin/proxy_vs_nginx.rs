@@ -70,9 +70,18 @@ trait SpawnPinned {
 
 impl SpawnPinned for Command {
     fn spawn_pinned(&mut self) -> Child {
-        pin_to(0);
+        let pinned = pin_to(0);
         let child = self.spawn().unwrap();
-        pin_to(1);
+        let back = pin_to(1);
+        println!(
+            "{:?} started on {}",
+            self.get_program(),
+            if pinned && back {
+                "CPU 0 (this process on CPU 1)"
+            } else {
+                "any CPU: the machine could not be split"
+            }
+        );
         child
     }
 }

@@ -1,19 +1,43 @@
 //! The least a hyper-based hop can do: each client connection served by hyper's HTTP/1 server
 //! and paired with one upstream connection of hyper's HTTP/1 client, requests and answers
-//! streamed through unchanged, with no verification, timeout, log or metric. What it costs is
-//! the floor under any proxy built on hyper and tokio, the verifying proxy among them.
+//! passed through unchanged, with no timeout, log or metric. What it costs is the floor under
+//! any proxy built on hyper and tokio, the verifying proxy among them.
+//!
+//! [`Check::Streamed`] verifies nothing and streams bodies through. [`Check::InPlace`] reads
+//! each body whole and verifies the callback with [`CallbackVerifier::verify_token`] before
+//! forwarding it (401 if it fails): the verification itself, done where a proxy does it, with
+//! no replay store, no facts for the upstream and nothing else of the proxy's.
 
 use std::sync::{Arc, Mutex};
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
+use vonage_secure_callbacks::CallbackVerifier;
+
+/// What the hop does to each request before forwarding it.
+#[derive(Clone)]
+pub enum Check {
+    /// Nothing: the body is streamed through.
+    Streamed,
+    /// The body read whole and the callback verified by this verifier.
+    InPlace(Arc<CallbackVerifier>),
+}
+
+/// The upstream connection, shared by a client connection's requests.
+type Upstream = Arc<Mutex<SendRequest<Either<Incoming, Full<Bytes>>>>>;
+
+/// The answer a hop sends back: the upstream's, or its own 401.
+type Answer = Response<Either<Incoming, UnsyncBoxBody<Bytes, hyper::Error>>>;
 
 /// Listens on `127.0.0.1:port` and forwards to `127.0.0.1:upstream` until killed, on one
 /// thread, as the proxy and nginx each run on one.
-pub fn run(port: u16, upstream: u16) {
+pub fn run(port: u16, upstream: u16, check: Check) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -24,6 +48,7 @@ pub fn run(port: u16, upstream: u16) {
             let Ok((client, _)) = listener.accept().await else {
                 continue;
             };
+            let check = check.clone();
             tokio::spawn(async move {
                 let _ = client.set_nodelay(true);
                 let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream)).await else {
@@ -40,7 +65,7 @@ pub fn run(port: u16, upstream: u16) {
                 // never contended; it only satisfies `Service::call(&self)`.
                 let sender = Arc::new(Mutex::new(sender));
                 let service = hyper::service::service_fn(move |request| {
-                    forward(Arc::clone(&sender), request)
+                    forward(Arc::clone(&sender), check.clone(), request)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(client), service)
@@ -51,10 +76,30 @@ pub fn run(port: u16, upstream: u16) {
 }
 
 async fn forward(
-    sender: Arc<Mutex<SendRequest<Incoming>>>,
+    sender: Upstream,
+    check: Check,
     request: Request<Incoming>,
-) -> Result<Response<Incoming>, hyper::Error> {
+) -> Result<Answer, hyper::Error> {
+    let request = match check {
+        Check::Streamed => request.map(Either::Left),
+        Check::InPlace(verifier) => {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let token = parts
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if verifier.verify_token(token, &body).is_err() {
+                let mut refused = Response::new(Either::Right(UnsyncBoxBody::default()));
+                *refused.status_mut() = StatusCode::UNAUTHORIZED;
+                return Ok(refused);
+            }
+            Request::from_parts(parts, Either::Right(Full::new(body)))
+        }
+    };
     std::future::poll_fn(|cx| sender.lock().unwrap().poll_ready(cx)).await?;
     let sent = sender.lock().unwrap().send_request(request);
-    sent.await
+    Ok(sent.await?.map(Either::Left))
 }

@@ -2,13 +2,14 @@
 //! over 32 connections to the same upstream, through `vonage-callbacks proxy` (which verifies,
 //! keeps the replay window and logs a line per callback to a file), through nginx with no access
 //! log (a plain hop, verifying nothing), through nginx logging each request to a file (its
-//! default, the like-for-like hop), and through the least a hop built on hyper can do
+//! default, the like-for-like hop), through the least a hop built on hyper can do
 //! (`vonage_callbacks_bench::hyper_hop`, this binary in a process of its own: the floor under
-//! the proxy's own work). Measured: each process's own CPU per callback (the scheduler's count,
-//! `/proc/PID/task/*/schedstat`), its user part alone (the kernel's ticks, `/proc/PID/stat`), and
-//! the client's latency p50/p99. Rounds rotate the order; figures
-//! are medians of per-round ones, and ratios medians of per-round ratios. `--baseline
-//! PROXY_BINARY`, once or more, runs other builds of the proxy beside them.
+//! the proxy's own work), and through that hop verifying each callback in place (the
+//! verification as a proxy must do it, and nothing else of the proxy's). Measured: each
+//! process's own CPU per callback (the scheduler's count, `/proc/PID/task/*/schedstat`), its user
+//! part alone (the kernel's ticks, `/proc/PID/stat`), and the client's latency p50/p99. Rounds
+//! rotate the order; figures are medians of per-round ones, and ratios medians of per-round
+//! ratios. `--baseline PROXY_BINARY`, once or more, runs other builds of the proxy beside them.
 //!
 //! ```text
 //! cargo build --release -p vonage-callbacks
@@ -16,9 +17,10 @@
 //! ```
 //!
 //! nginx is installed from the distribution's packages (apt) when it is missing. Last line:
-//! `proxy_vs_nginx cpu_us proxy=A nginx=B nginx_logged=C hyper_hop=D verify=V ratio=A/B
-//! ratio_logged=A/C ratio_hyper_hop=A/D user_us ... p50_ms ... p99_ms ...`, where `verify` is
-//! this run's in-process cost of verifying one callback: the aim is `proxy <= nginx + verify`.
+//! `proxy_vs_nginx cpu_us proxy=A nginx=B nginx_logged=C hyper_hop=D hop_verifying=E verify=V
+//! ratio=A/B ratio_logged=A/C ratio_hyper_hop=A/D ratio_hop_verifying=A/E user_us ... p50_ms ...
+//! p99_ms ...`, where `verify` is this run's in-process cost of verifying one callback in a
+//! loop: the aim is `proxy <= nginx + verify`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,10 +29,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use vonage_callbacks_bench::{
-    body, connect, hyper_hop, pin_to, signer, verifier, API_KEY, NOW, SECRET,
-};
+use std::sync::Arc;
+
+use vonage_callbacks_bench::hyper_hop::{self, Check};
+use vonage_callbacks_bench::{body, connect, pin_to, signer, verifier, API_KEY, NOW, SECRET};
 use vonage_secure_callbacks::test_util::CallbackSigner;
+use vonage_secure_callbacks::{CallbackVerifier, Secret, Secrets};
 
 const CONNECTIONS: usize = 32;
 
@@ -162,11 +166,12 @@ http {{
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
 }
 
-/// This benchmark's own binary serving the bare hyper hop (`vonage_callbacks_bench::hyper_hop`).
-fn start_hyper_hop(upstream: u16) -> (Killed, SocketAddr) {
+/// This benchmark's own binary serving the bare hyper hop (`vonage_callbacks_bench::hyper_hop`),
+/// `mode` `--hyper-hop` (streamed) or `--hyper-hop-verifying` (each callback verified in place).
+fn start_hyper_hop(mode: &str, upstream: u16) -> (Killed, SocketAddr) {
     let port = free_port();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--hyper-hop", &port.to_string(), &upstream.to_string()])
+        .args([mode, &port.to_string(), &upstream.to_string()])
         .spawn_pinned();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
 }
@@ -285,8 +290,16 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     // Started by the run below as a contender of its own.
     if let [_, mode, port, upstream] = &args[..] {
-        if mode == "--hyper-hop" {
-            return hyper_hop::run(port.parse().unwrap(), upstream.parse().unwrap());
+        let check = match mode.as_str() {
+            "--hyper-hop" => Some(Check::Streamed),
+            // The system's clock: the callbacks are signed as they are sent.
+            "--hyper-hop-verifying" => Some(Check::InPlace(Arc::new(CallbackVerifier::new(
+                Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()),
+            )))),
+            _ => None,
+        };
+        if let Some(check) = check {
+            return hyper_hop::run(port.parse().unwrap(), upstream.parse().unwrap(), check);
         }
     }
     for pair in args[1..].chunks(2) {
@@ -317,7 +330,11 @@ fn main() {
             ("proxy".into(), start_proxy(&this_build, &dir, "proxy.log", upstream)),
             ("nginx".into(), start_nginx(&dir.join("nginx"), upstream, false)),
             ("nginx_logged".into(), start_nginx(&dir.join("nginx-logged"), upstream, true)),
-            ("hyper_hop".into(), start_hyper_hop(upstream)),
+            ("hyper_hop".into(), start_hyper_hop("--hyper-hop", upstream)),
+            (
+                "hop_verifying".into(),
+                start_hyper_hop("--hyper-hop-verifying", upstream),
+            ),
         ];
         for (i, bin) in baselines.iter().enumerate() {
             let name = format!("baseline{}", i + 1);
@@ -398,14 +415,15 @@ fn main() {
         let verify = started.elapsed().as_secs_f64() * 1e6 / tokens.len() as f64;
 
         let baseline: String = (0..baselines.len())
-            .map(|i| format!(" ratio_baseline{}={:.2}", i + 1, ratio(4 + i)))
+            .map(|i| format!(" ratio_baseline{}={:.2}", i + 1, ratio(5 + i)))
             .collect();
         println!(
-            "proxy_vs_nginx cpu_us {} verify={verify:.1} ratio={:.2} ratio_logged={:.2} ratio_hyper_hop={:.2}{baseline} user_us {} p50_ms {} p99_ms {}",
+            "proxy_vs_nginx cpu_us {} verify={verify:.1} ratio={:.2} ratio_logged={:.2} ratio_hyper_hop={:.2} ratio_hop_verifying={:.2}{baseline} user_us {} p50_ms {} p99_ms {}",
             summary(|x| x.cpu_us, 1),
             ratio(1),
             ratio(2),
             ratio(3),
+            ratio(4),
             summary(|x| x.user_us, 1),
             summary(|x| x.p50_ms, 3),
             summary(|x| x.p99_ms, 3)

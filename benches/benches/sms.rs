@@ -10,7 +10,7 @@ use std::hint::black_box;
 use criterion::Criterion;
 use vonage_callbacks_bench::*;
 use vonage_secure_callbacks::sms::{SignatureMethod, SmsParams, SmsVerifier};
-use vonage_secure_callbacks::{FixedClock, Secret, Secrets};
+use vonage_secure_callbacks::FixedClock;
 
 const GROUP: &str = "sms";
 
@@ -42,8 +42,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| jwt.verify_token(black_box(&token), black_box(&body)))
     });
     for method in SignatureMethod::ALL {
-        let secrets = Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap());
-        let sms = SmsVerifier::new(secrets, method).clock(FixedClock::new(NOW));
+        let sms = SmsVerifier::new(secrets(), method).clock(FixedClock::new(NOW));
         let params = inbound(method);
         assert!(sms.verify_params(&params).is_ok());
         group.bench_function(method.name(), |b| {

@@ -61,8 +61,13 @@ pub fn token(body: &[u8]) -> String {
     })
 }
 
+/// The one project's secret that every fixture here is signed with.
+pub fn secrets() -> Secrets {
+    Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap())
+}
+
 pub fn verifier() -> CallbackVerifier {
-    CallbackVerifier::new(Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()))
+    CallbackVerifier::new(secrets())
         .clock(FixedClock::new(NOW))
         .body_limit(2 * 1024 * 1024)
 }

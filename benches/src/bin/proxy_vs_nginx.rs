@@ -25,16 +25,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use std::sync::Arc;
-
 use vonage_callbacks_bench::hyper_hop::{self, Check};
-use vonage_callbacks_bench::{body, connect, pin_to, signer, verifier, API_KEY, NOW, SECRET};
+use vonage_callbacks_bench::{
+    body, connect, pin_to, secrets, signer, verifier, API_KEY, NOW, SECRET,
+};
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::{CallbackVerifier, Secret, Secrets};
+use vonage_secure_callbacks::CallbackVerifier;
 
 const CONNECTIONS: usize = 32;
 
@@ -293,9 +294,9 @@ fn main() {
         let check = match mode.as_str() {
             "--hyper-hop" => Some(Check::Streamed),
             // The system's clock: the callbacks are signed as they are sent.
-            "--hyper-hop-verifying" => Some(Check::InPlace(Arc::new(CallbackVerifier::new(
-                Secrets::new().project(API_KEY, Secret::new(SECRET).unwrap()),
-            )))),
+            "--hyper-hop-verifying" => {
+                Some(Check::InPlace(Arc::new(CallbackVerifier::new(secrets()))))
+            }
             _ => None,
         };
         if let Some(check) = check {

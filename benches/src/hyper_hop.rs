@@ -4,7 +4,7 @@
 //! any proxy built on hyper and tokio, the verifying proxy among them.
 //!
 //! [`Check::Streamed`] verifies nothing and streams bodies through. [`Check::InPlace`] reads
-//! each body whole and verifies the callback with [`CallbackVerifier::verify_token`] before
+//! each body whole and verifies the callback with [`CallbackVerifier::verify`] before
 //! forwarding it (401 if it fails): the verification itself, done where a proxy does it, with
 //! no replay store, no facts for the upstream and nothing else of the proxy's.
 
@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{BodyExt, Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -33,7 +32,7 @@ pub enum Check {
 type Upstream = Arc<Mutex<SendRequest<Either<Incoming, Full<Bytes>>>>>;
 
 /// The answer a hop sends back: the upstream's, or its own 401.
-type Answer = Response<Either<Incoming, UnsyncBoxBody<Bytes, hyper::Error>>>;
+type Answer = Response<Either<Incoming, Empty<Bytes>>>;
 
 /// Listens on `127.0.0.1:port` and forwards to `127.0.0.1:upstream` until killed, on one
 /// thread, as the proxy and nginx each run on one.
@@ -85,14 +84,8 @@ async fn forward(
         Check::InPlace(verifier) => {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
-            let token = parts
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or_default();
-            if verifier.verify_token(token, &body).is_err() {
-                let mut refused = Response::new(Either::Right(UnsyncBoxBody::default()));
+            if verifier.verify(&parts.headers, &body).is_err() {
+                let mut refused = Response::new(Either::Right(Empty::new()));
                 *refused.status_mut() = StatusCode::UNAUTHORIZED;
                 return Ok(refused);
             }

@@ -9,11 +9,12 @@
 
 use std::fmt;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
-use httparse::Status;
+use httparse::{ParserConfig, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -294,9 +295,13 @@ fn parse_head(
     read: &[u8],
     head_request: bool,
 ) -> Result<Option<(usize, Option<Head>)>, UpstreamError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut answer = httparse::Response::new(&mut slots);
-    match answer.parse(read) {
+    // Left uninitialised: httparse writes only the slots the answer fills. Initialised, they
+    // were 3 KiB written on every callback, into lines the callback had to fetch first.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut []);
+    let parsed =
+        ParserConfig::default().parse_response_with_uninit_headers(&mut answer, read, &mut slots);
+    match parsed {
         Ok(Status::Complete(used)) => Ok(Some((used, head_of(&answer, head_request)?))),
         Ok(Status::Partial) if read.len() < MAX_HEAD => Ok(None),
         Ok(Status::Partial) => Err(UpstreamError::Invalid("head too long")),
@@ -688,6 +693,31 @@ mod tests {
                 "{}: {outcome:?}",
                 String::from_utf8_lossy(said)
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_filling_every_header_slot_is_read_and_one_more_is_invalid() {
+        for headers in [MAX_HEADERS, MAX_HEADERS + 1] {
+            let mut said = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 1..headers {
+                said.push_str(&format!("x-h{i}: {i}\r\n"));
+            }
+            said.push_str("content-length: 2\r\n\r\nok");
+            let said: &'static [u8] = Box::leak(said.into_bytes().into_boxed_slice());
+            let outcome = answer(said, Then::StayOpen).await;
+            if headers == MAX_HEADERS {
+                let (response, _) = outcome.unwrap();
+                assert_eq!(response.headers().len(), MAX_HEADERS);
+                let last = MAX_HEADERS - 1;
+                assert_eq!(response.headers()[format!("x-h{last}")], last.to_string());
+                assert_eq!(response.body().as_ref(), b"ok");
+            } else {
+                assert!(
+                    matches!(outcome, Err(UpstreamError::Invalid(_))),
+                    "{outcome:?}"
+                );
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod hyper_hop;
 pub mod previous_store;
+pub mod processes;
 pub mod ready;
 pub mod reference;
 pub use ready::{now, Ok200};

@@ -31,22 +31,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use vonage_callbacks_bench::hyper_hop::{self, Check};
-use vonage_callbacks_bench::{
-    body, connect, pin_to, secrets, signer, verifier, API_KEY, NOW, SECRET,
-};
+use vonage_callbacks_bench::processes::{free_port, installed, proxy_command, wait_for, Killed};
+use vonage_callbacks_bench::{body, connect, pin_to, secrets, signer, verifier, NOW};
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::CallbackVerifier;
 
 const CONNECTIONS: usize = 32;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Process `pid`'s CPU time: all of it, exactly, and the user part, as the kernel's ticks
 /// sampled it.
@@ -109,28 +99,6 @@ impl SpawnPinned for Command {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn nginx() -> PathBuf {
-    let found = |p: &str| Path::new(p).exists().then(|| PathBuf::from(p));
-    if let Some(path) = found("/usr/sbin/nginx") {
-        return path;
-    }
-    println!("nginx missing: installing it from the distribution's packages");
-    let status = Command::new("sh")
-        .args(["-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "apt-get install nginx failed");
-    found("/usr/sbin/nginx").expect("nginx installed")
-}
-
 /// nginx, one process, forwarding to `upstream` over kept-alive connections; with `access_log`,
 /// one line per request in a file (nginx's default format), as the proxy logs each callback.
 fn start_nginx(dir: &Path, upstream: u16, access_log: bool) -> (Killed, SocketAddr) {
@@ -160,7 +128,7 @@ http {{
         dir = dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx())
+    let child = Command::new(installed("/usr/sbin/nginx", &["nginx-light", "nginx"]))
         .args(["-p", dir.to_str().unwrap(), "-c", "nginx.conf"])
         .stderr(Stdio::inherit())
         .spawn_pinned();
@@ -179,33 +147,14 @@ fn start_hyper_hop(mode: &str, upstream: u16) -> (Killed, SocketAddr) {
 
 /// The proxy binary `bin`, logging to `log` in `dir`.
 fn start_proxy(bin: &Path, dir: &Path, log: &str, upstream: u16) -> (Killed, SocketAddr) {
-    assert!(
-        bin.exists(),
-        "{} missing: build it first (cargo build --release -p vonage-callbacks)",
-        bin.display()
-    );
     let port = free_port();
-    let child = Command::new(bin)
+    let child = proxy_command(bin, port, upstream)
         .current_dir(dir)
-        .env("VONAGE_API_KEY", API_KEY)
-        .env("VONAGE_SIGNATURE_SECRET", SECRET)
-        .args(["proxy", "--replay-store", "memory"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .args(["--upstream", &format!("http://127.0.0.1:{upstream}")])
         .stdout(Stdio::null())
         // Its log lines go to a file, as nginx's access log does.
         .stderr(std::fs::File::create(dir.join(log)).unwrap())
         .spawn_pinned();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
-}
-
-async fn wait_for(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "{addr} never listened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Sends `requests` (authorization, body) over `CONNECTIONS` connections; per-request latency.
@@ -353,7 +302,7 @@ fn main() {
         }
         let signer = signer();
         for (_, (process, addr)) in &contenders {
-            wait_for(*addr).await;
+            wait_for(*addr, Duration::from_secs(10)).await;
             // Warm each up.
             round(*addr, process.0.id(), &signer, 2000).await;
         }

@@ -1,5 +1,5 @@
-//! The processes the proxy benchmarks start: the proxy itself, tools installed on first use,
-//! and a handle that stops each one when dropped.
+//! What the proxy's benchmarks run: the proxy built here, the upstream it forwards to, tools
+//! installed on first use, and a handle that stops each process when dropped.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,20 @@ pub fn installed(path: &str, packages: &[&str]) -> PathBuf {
     assert!(installs, "apt-get install {packages:?} failed");
     assert!(Path::new(path).exists(), "{path} still missing");
     PathBuf::from(path)
+}
+
+/// The proxy's release build in this workspace, which the benchmarks measure.
+pub fn this_build() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/vonage-callbacks")
+}
+
+/// An upstream that answers 200 at once, served on the current runtime; its port.
+pub async fn upstream_answering_ok() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
 }
 
 /// The proxy binary `bin` on `port` with the memory store, forwarding to `upstream`, with the

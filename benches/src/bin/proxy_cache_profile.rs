@@ -29,7 +29,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use vonage_callbacks_bench::hyper_hop::{self, Check};
-use vonage_callbacks_bench::processes::{free_port, installed, proxy_command, wait_for, Killed};
+use vonage_callbacks_bench::processes::{
+    free_port, installed, proxy_command, this_build, upstream_answering_ok, wait_for, Killed,
+};
 use vonage_callbacks_bench::{body, connect, secrets, signer};
 use vonage_secure_callbacks::CallbackVerifier;
 
@@ -165,14 +167,9 @@ fn main() {
     println!("dumps in {}", dir.display());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        // The upstream every contender forwards to: answers 200 at once.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = listener.local_addr().unwrap().port();
-        let app = axum::Router::new().fallback(|| async { "ok" });
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
-        let this_build =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/vonage-callbacks");
+        // The upstream every contender forwards to.
+        let upstream = upstream_answering_ok().await;
+        let this_build = this_build();
         let mut contenders = vec![
             ("proxy".to_owned(), Contender::Proxy(this_build)),
             ("hop_verifying".to_owned(), Contender::HopVerifying),

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use vonage_callbacks_bench::hyper_hop::{self, Check};
-use vonage_callbacks_bench::processes::{free_port, installed, proxy_command, wait_for, Killed};
+use vonage_callbacks_bench::processes::{
+    free_port, installed, proxy_command, this_build, upstream_answering_ok, wait_for, Killed,
+};
 use vonage_callbacks_bench::{body, connect, pin_to, secrets, signer, verifier, NOW};
 use vonage_secure_callbacks::test_util::CallbackSigner;
 use vonage_secure_callbacks::CallbackVerifier;
@@ -268,14 +270,9 @@ fn main() {
     pin_to(1);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        // The upstream both forward to: answers 200 at once.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = listener.local_addr().unwrap().port();
-        let app = axum::Router::new().fallback(|| async { "ok" });
-        tokio::spawn(async move { axum::serve(listener, app).await });
-
-        let this_build =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/vonage-callbacks");
+        // The upstream both forward to.
+        let upstream = upstream_answering_ok().await;
+        let this_build = this_build();
         let mut contenders: Vec<(String, (Killed, SocketAddr))> = vec![
             (
                 "proxy".into(),

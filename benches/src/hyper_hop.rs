@@ -34,6 +34,33 @@ type Upstream = Arc<Mutex<SendRequest<Either<Incoming, Full<Bytes>>>>>;
 /// The answer a hop sends back: the upstream's, or its own 401.
 type Answer = Response<Either<Incoming, Empty<Bytes>>>;
 
+/// The argument that starts a benchmark's own binary as the bare hop ([`Check::Streamed`]).
+pub const STREAMED: &str = "--hyper-hop";
+/// The argument that starts it as the hop verifying in place ([`Check::InPlace`]).
+pub const VERIFYING: &str = "--hyper-hop-verifying";
+
+/// The running benchmark's own binary, to be started as a hop: `mode` ([`STREAMED`] or
+/// [`VERIFYING`]) on `port`, forwarding to `upstream`.
+pub fn command(mode: &str, port: u16, upstream: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([mode, &port.to_string(), &upstream.to_string()]);
+    command
+}
+
+/// Serves the hop until killed when `args` are those of [`command`]; returns at once otherwise.
+pub fn run_if_asked(args: &[String]) {
+    let [_, mode, port, upstream] = args else {
+        return;
+    };
+    let check = match mode.as_str() {
+        STREAMED => Check::Streamed,
+        // The system's clock: the benchmarks sign each callback as they send it.
+        VERIFYING => Check::InPlace(Arc::new(CallbackVerifier::new(crate::secrets()))),
+        _ => return,
+    };
+    run(port.parse().unwrap(), upstream.parse().unwrap(), check);
+}
+
 /// Listens on `127.0.0.1:port` and forwards to `127.0.0.1:upstream` until killed, on one
 /// thread, as the proxy and nginx each run on one.
 pub fn run(port: u16, upstream: u16, check: Check) {

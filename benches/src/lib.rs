@@ -1,8 +1,8 @@
 //! The measurement code of `vonage-secure-callbacks`, apart from the library: criterion benches
 //! (`benches/`), the load tool, the profile harness, the Redis latency probe, the replay window
 //! simulators and the proxy's benchmarks (`src/bin/`). Shared here: fixtures, the two
-//! comparison pipelines, the processes the proxy's benchmarks start, and reading back
-//! criterion's medians so that each bench can print ratios measured in one run.
+//! comparison pipelines, what the proxy's benchmarks run, and reading back criterion's medians
+//! so that each bench can print ratios measured in one run.
 
 pub mod hyper_hop;
 pub mod previous_store;

@@ -23,20 +23,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use vonage_callbacks_bench::hyper_hop::{self, Check};
+use vonage_callbacks_bench::hyper_hop;
 use vonage_callbacks_bench::processes::{
     free_port, installed, proxy_command, this_build, upstream_answering_ok, wait_for, Killed,
 };
-use vonage_callbacks_bench::{body, connect, secrets, signer};
-use vonage_secure_callbacks::CallbackVerifier;
+use vonage_callbacks_bench::{body, connect, signer};
 
-/// The mode in which this binary is the hop verifying in place.
-const HOP_VERIFYING: &str = "--hyper-hop-verifying";
 const WARM_UP: usize = 300;
 const COUNTED: usize = 2_000;
 /// Under valgrind a process starts some fifty times slower.
@@ -69,11 +65,7 @@ impl Contender {
     fn command(&self, port: u16, upstream: u16) -> Command {
         match self {
             Contender::Proxy(bin) => proxy_command(bin, port, upstream),
-            Contender::HopVerifying => {
-                let mut command = Command::new(std::env::current_exe().unwrap());
-                command.args([HOP_VERIFYING, &port.to_string(), &upstream.to_string()]);
-                command
-            }
+            Contender::HopVerifying => hyper_hop::command(hyper_hop::VERIFYING, port, upstream),
         }
     }
 }
@@ -149,12 +141,7 @@ fn line_after<'a>(text: &'a str, key: &str) -> &'a str {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // Started under valgrind by the run below.
-    if let [_, mode, port, upstream] = &args[..] {
-        if mode == HOP_VERIFYING {
-            let check = Check::InPlace(Arc::new(CallbackVerifier::new(secrets())));
-            return hyper_hop::run(port.parse().unwrap(), upstream.parse().unwrap(), check);
-        }
-    }
+    hyper_hop::run_if_asked(&args);
     let mut baselines: Vec<PathBuf> = Vec::new();
     for pair in args[1..].chunks(2) {
         match (pair[0].as_str(), pair.get(1)) {
@@ -169,9 +156,8 @@ fn main() {
     runtime.block_on(async {
         // The upstream every contender forwards to.
         let upstream = upstream_answering_ok().await;
-        let this_build = this_build();
         let mut contenders = vec![
-            ("proxy".to_owned(), Contender::Proxy(this_build)),
+            ("proxy".to_owned(), Contender::Proxy(this_build())),
             ("hop_verifying".to_owned(), Contender::HopVerifying),
         ];
         for (i, bin) in baselines.into_iter().enumerate() {

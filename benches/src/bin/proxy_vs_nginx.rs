@@ -25,18 +25,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use vonage_callbacks_bench::hyper_hop::{self, Check};
+use vonage_callbacks_bench::hyper_hop;
 use vonage_callbacks_bench::processes::{
     free_port, installed, proxy_command, this_build, upstream_answering_ok, wait_for, Killed,
 };
-use vonage_callbacks_bench::{body, connect, pin_to, secrets, signer, verifier, NOW};
+use vonage_callbacks_bench::{body, connect, pin_to, signer, verifier, NOW};
 use vonage_secure_callbacks::test_util::CallbackSigner;
-use vonage_secure_callbacks::CallbackVerifier;
 
 const CONNECTIONS: usize = 32;
 
@@ -138,12 +136,10 @@ http {{
 }
 
 /// This benchmark's own binary serving the bare hyper hop (`vonage_callbacks_bench::hyper_hop`),
-/// `mode` `--hyper-hop` (streamed) or `--hyper-hop-verifying` (each callback verified in place).
+/// `mode` [`hyper_hop::STREAMED`] or [`hyper_hop::VERIFYING`] (each callback verified in place).
 fn start_hyper_hop(mode: &str, upstream: u16) -> (Killed, SocketAddr) {
     let port = free_port();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([mode, &port.to_string(), &upstream.to_string()])
-        .spawn_pinned();
+    let child = hyper_hop::command(mode, port, upstream).spawn_pinned();
     (Killed(child), format!("127.0.0.1:{port}").parse().unwrap())
 }
 
@@ -241,19 +237,7 @@ fn main() {
     let mut baselines: Vec<PathBuf> = Vec::new();
     let args: Vec<String> = std::env::args().collect();
     // Started by the run below as a contender of its own.
-    if let [_, mode, port, upstream] = &args[..] {
-        let check = match mode.as_str() {
-            "--hyper-hop" => Some(Check::Streamed),
-            // The system's clock: the callbacks are signed as they are sent.
-            "--hyper-hop-verifying" => {
-                Some(Check::InPlace(Arc::new(CallbackVerifier::new(secrets()))))
-            }
-            _ => None,
-        };
-        if let Some(check) = check {
-            return hyper_hop::run(port.parse().unwrap(), upstream.parse().unwrap(), check);
-        }
-    }
+    hyper_hop::run_if_asked(&args);
     for pair in args[1..].chunks(2) {
         match (pair[0].as_str(), pair.get(1)) {
             ("--requests", Some(v)) if v.parse::<usize>().is_ok() => requests = v.parse().unwrap(),
@@ -286,10 +270,13 @@ fn main() {
                 "nginx_logged".into(),
                 start_nginx(&dir.join("nginx-logged"), upstream, true),
             ),
-            ("hyper_hop".into(), start_hyper_hop("--hyper-hop", upstream)),
+            (
+                "hyper_hop".into(),
+                start_hyper_hop(hyper_hop::STREAMED, upstream),
+            ),
             (
                 "hop_verifying".into(),
-                start_hyper_hop("--hyper-hop-verifying", upstream),
+                start_hyper_hop(hyper_hop::VERIFYING, upstream),
             ),
         ];
         for (i, bin) in baselines.iter().enumerate() {

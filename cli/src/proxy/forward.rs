@@ -1,8 +1,8 @@
-//! The inner service behind the layer: sends each verified request to the upstream and hands
-//! back its answer, so that the layer burns the `jti` only when the upstream said 2xx. An
-//! upstream that cannot be reached, or answers more than the body limit or not as HTTP/1.1, is
-//! 502, one slower than the timeout 504: Vonage retries both, and the layer has released the
-//! reservation.
+//! The inner service behind the layer: sends each verified request to the upstream through
+//! hyper-util's pooled client and hands back its answer, so that the layer burns the `jti` only
+//! when the upstream said 2xx. An upstream that cannot be reached, or answers more than the body
+//! limit or not as HTTP/1.1 frames it unambiguously, is 502, one slower than the timeout 504:
+//! Vonage retries both, and the layer has released the reservation.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -13,73 +13,151 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::Full;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use tower::Service;
 use vonage_secure_callbacks::sms::VerifiedSms;
 use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
-use super::deadline::Deadlines;
-use super::exchange::{Outbound, UpstreamError};
 use super::headers::{self, Facts};
-use super::log::{Access, Forwarded};
-use super::pool::Pool;
 use super::upstream::{Outcome, UpstreamSeries};
 
-/// Forwards to one upstream. Cloned per request (the router does), so one `Arc`.
+/// The target the proxy's lines are logged under.
+pub const TARGET: &str = "vonage_callbacks::proxy";
+
+/// Idle upstream connections kept for reuse: a callback's exchange is short, so a few carry a
+/// steady load.
+const IDLE_CONNECTIONS: usize = 32;
+
+/// Forwards to one upstream. Cloned per request, so one `Arc`.
 #[derive(Clone)]
 pub struct Forward(Arc<Settings>);
 
 struct Settings {
-    pool: Pool,
+    client: Client<HttpConnector, Full<Bytes>>,
+    authority: Authority,
     /// The upstream's `host:port`, sent as each request's Host.
     host: HeaderValue,
     /// The upstream URL's path, without its last `/`: a prefix to each request's path.
     prefix: String,
     timeout: Duration,
-    deadlines: Deadlines,
+    answer_limit: usize,
     keep_authorization: bool,
     series: UpstreamSeries,
-    access: Access,
 }
 
 impl Forward {
     /// Forwards to `upstream`, which must be an `http://` URL with a host, and reads answers
-    /// of at most `answer_limit` bytes; logs each callback forwarded to `access`.
+    /// of at most `answer_limit` bytes within `timeout`.
     pub fn new(
         upstream: &Uri,
         timeout: Duration,
         answer_limit: usize,
         keep_authorization: bool,
-        access: Access,
     ) -> Result<Self, String> {
         let authority = upstream
             .authority()
             .filter(|_| upstream.scheme_str() == Some("http"))
             .ok_or("--upstream must be an http:// URL with a host")?;
-        let port = authority.port_u16().unwrap_or(80);
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|_| "--upstream: the host is not a valid Host header")?;
+        let mut connector = HttpConnector::new();
+        // Answers are single writes: Nagle's wait would only delay them.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
+            .set_host(false)
+            .build(connector);
         Ok(Self(Arc::new(Settings {
-            pool: Pool::new(format!("{}:{port}", authority.host()), answer_limit),
+            client,
+            authority: authority.clone(),
             host,
             prefix: upstream.path().trim_end_matches('/').to_owned(),
             timeout,
-            deadlines: Deadlines::default(),
+            answer_limit,
             keep_authorization,
             series: UpstreamSeries::new(),
-            access,
         })))
     }
 
-    /// The upstream timeouts' board, whose [`Deadlines::keep`] must run for them to pass.
-    pub fn deadlines(&self) -> Deadlines {
-        self.0.deadlines.clone()
+    /// The request the upstream gets: the verified one's method, path (under the prefix),
+    /// end-to-end headers and exact body, with the facts that were verified.
+    fn outbound(&self, request: Request<VerifiedBody>) -> (Request<Full<Bytes>>, Extensions) {
+        let settings = &self.0;
+        let (mut parts, body) = request.into_parts();
+        // The verified facts stay here, for the log line; the upstream gets them as headers.
+        let extensions = std::mem::take(&mut parts.extensions);
+        headers::strip(&mut parts.headers, settings.keep_authorization);
+        facts_of(&extensions).insert_into(&mut parts.headers);
+        parts.headers.insert(HOST, settings.host.clone());
+        let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let mut uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(settings.authority.clone());
+        uri = uri.path_and_query(format!("{}{target}", settings.prefix));
+        // The target was checked to be origin-form with plain segments, and the prefix came
+        // from a valid URL, so together they are a valid URI.
+        parts.uri = uri.build().unwrap_or_default();
+        parts.version = Version::HTTP_11;
+        (
+            Request::from_parts(parts, Full::new(body.into_bytes())),
+            extensions,
+        )
+    }
+
+    /// The upstream's whole answer, or why there is none.
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response<Bytes>, Outcome> {
+        let answer = self.0.client.request(request).await.map_err(|err| {
+            if err.is_connect() {
+                Outcome::Unreachable
+            } else {
+                failure_of(&err)
+            }
+        })?;
+        let (mut parts, body) = answer.into_parts();
+        // Both a length and chunks: which one frames it is what response splitting plays on.
+        if parts.headers.contains_key(TRANSFER_ENCODING) && parts.headers.contains_key(CONTENT_LENGTH)
+        {
+            return Err(Outcome::Invalid);
+        }
+        let body = Limited::new(body, self.0.answer_limit)
+            .collect()
+            .await
+            .map_err(|err| {
+                if err.is::<LengthLimitError>() {
+                    Outcome::TooLarge
+                } else {
+                    failure_of(err.as_ref())
+                }
+            })?
+            .to_bytes();
+        headers::strip_answer(&mut parts.headers);
+        Ok(Response::from_parts(parts, body))
     }
 }
 
-/// What was verified, for the upstream's headers; the log line takes the api key and the
-/// callback's id from it.
+/// A failed exchange's outcome: an answer hyper could not parse is invalid; anything else (a
+/// reset, a connection closed early) left the upstream unreachable.
+fn failure_of(err: &(dyn std::error::Error + 'static)) -> Outcome {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if let Some(hyper) = err.downcast_ref::<hyper::Error>() {
+            if hyper.is_parse() || hyper.is_parse_status() || hyper.is_parse_too_large() {
+                return Outcome::Invalid;
+            }
+        }
+        source = err.source();
+    }
+    Outcome::Unreachable
+}
+
+/// What was verified, for the upstream's headers and the log line.
 fn facts_of(extensions: &Extensions) -> Facts<'_> {
     if let Some(claims) = extensions.get::<VonageClaims>() {
         return Facts {
@@ -121,69 +199,52 @@ impl Service<Request<VerifiedBody>> for Forward {
         let this = self.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let (mut parts, body) = request.into_parts();
-            // The verified facts stay here, for the log line; the upstream gets them as headers.
-            let extensions = std::mem::take(&mut parts.extensions);
-            headers::strip(&mut parts.headers, this.0.keep_authorization);
-            let facts = facts_of(&extensions);
-            let body = body.into_bytes();
-            let outbound = Outbound {
-                method: &parts.method,
-                // The upstream's path as a prefix, then the request's path and query.
-                target: [
-                    &this.0.prefix,
-                    parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-                ],
-                host: &this.0.host,
-                headers: &parts.headers,
-                facts: &facts,
-                body: &body,
-            };
-            let (response, outcome) = match (this.0.deadlines)
-                .within(this.0.timeout, this.0.pool.send(&outbound, started))
+            let (outbound, extensions) = this.outbound(request);
+            let answered = tokio::time::timeout(this.0.timeout, this.exchange(outbound))
                 .await
-            {
-                Ok(Ok(response)) => {
-                    let outcome = Outcome::Answered(response.status());
-                    (response.map(Full::new), outcome)
-                }
-                Ok(Err(UpstreamError::TooLarge)) => (
-                    status(StatusCode::BAD_GATEWAY, "upstream_answer_too_large"),
-                    Outcome::TooLarge,
-                ),
-                Ok(Err(UpstreamError::Invalid(_))) => (
-                    status(StatusCode::BAD_GATEWAY, "upstream_answer_invalid"),
-                    Outcome::Invalid,
-                ),
-                Ok(Err(UpstreamError::Io(_) | UpstreamError::Closed)) => (
-                    status(StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-                    Outcome::Unreachable,
-                ),
-                Err(_) => (
-                    status(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                    Outcome::Timeout,
-                ),
-            };
+                .unwrap_or(Err(Outcome::Timeout));
             let elapsed = started.elapsed();
-            this.0.access.forwarded(&Forwarded {
-                api_key: facts.api_key.unwrap_or(""),
-                id: facts.id.map_or("", |(_, id)| id),
-                upstream: outcome.as_str(),
-                upstream_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            });
+            let facts = facts_of(&extensions);
+            let api_key = facts.api_key.unwrap_or("");
+            let id = facts.id.map_or("", |(_, id)| id);
+            let upstream_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            let (response, outcome) = match answered {
+                Ok(answer) => {
+                    let outcome = Outcome::Answered(answer.status());
+                    tracing::info!(target: TARGET, api_key, id, upstream = %outcome, upstream_ms, "forwarded");
+                    (answer.map(Full::new), outcome)
+                }
+                Err(outcome) => {
+                    tracing::warn!(target: TARGET, api_key, id, upstream = %outcome, upstream_ms, "not delivered: the upstream failed; released for Vonage's retry");
+                    (failure(outcome), outcome)
+                }
+            };
             this.0.series.record(outcome, elapsed);
             Ok(response)
         })
     }
 }
 
-/// A JSON error of the proxy's own.
-fn status(status: StatusCode, code: &str) -> Response<Full<Bytes>> {
+/// The proxy's own answer when the upstream gave none: 504 for a timeout, else 502.
+fn failure(outcome: Outcome) -> Response<Full<Bytes>> {
+    let (status, code) = match outcome {
+        Outcome::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+        Outcome::TooLarge => (StatusCode::BAD_GATEWAY, "upstream_answer_too_large"),
+        Outcome::Invalid => (StatusCode::BAD_GATEWAY, "upstream_answer_invalid"),
+        Outcome::Unreachable | Outcome::Answered(_) => {
+            (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+        }
+    };
+    error_response(status, code)
+}
+
+/// A JSON error of the proxy's own, `{"error":"<code>"}`.
+pub fn error_response(status: StatusCode, code: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(format!(r#"{{"error":"{code}"}}"#))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
+        HeaderValue::from_static("application/json"),
     );
     response
 }

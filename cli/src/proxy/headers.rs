@@ -1,16 +1,20 @@
-//! Which request headers reach the upstream: end-to-end ones as received, hop-by-hop ones never
-//! (RFC 9110 §7.6.1), any `X-Vonage-*` the client sent never (the proxy's own say what was
-//! verified, so they must not be forgeable), and `Authorization` only when asked.
+//! Which request headers reach the upstream: end-to-end ones as received; hop-by-hop ones never
+//! (RFC 9110 §7.6.1); any `X-Vonage-*` the client sent never (the proxy's own say what was
+//! verified, so they must not be forgeable); no name with an underscore (CGI-style servers read
+//! `X_Vonage_Jti` and `X-Vonage-Jti` as one `HTTP_X_VONAGE_JTI`, so an underscore spelling would
+//! forge a fact or a framing header; nginx drops them by default for the same reason); and
+//! `Authorization` only when asked.
 
 use std::borrow::Cow;
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The prefix of the headers the proxy adds.
 pub const PREFIX: &str = "x-vonage-";
 
-/// Hop-by-hop headers, which describe one connection, not the request.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Hop-by-hop headers, which describe one connection, not the request; and `Expect`, which the
+/// proxy has already answered by reading the body.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -19,23 +23,22 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    header::EXPECT,
 ];
 
 /// The headers the proxy adds.
-pub const VERIFIED: &str = "x-vonage-verified";
-pub const JTI: &str = "x-vonage-jti";
-pub const API_KEY: &str = "x-vonage-api-key";
-pub const APPLICATION_ID: &str = "x-vonage-application-id";
-pub const SECRET: &str = "x-vonage-secret";
-pub const NONCE: &str = "x-vonage-nonce";
+pub const VERIFIED: HeaderName = HeaderName::from_static("x-vonage-verified");
+pub const JTI: HeaderName = HeaderName::from_static("x-vonage-jti");
+pub const API_KEY: HeaderName = HeaderName::from_static("x-vonage-api-key");
+pub const APPLICATION_ID: HeaderName = HeaderName::from_static("x-vonage-application-id");
+pub const SECRET: HeaderName = HeaderName::from_static("x-vonage-secret");
+pub const NONCE: HeaderName = HeaderName::from_static("x-vonage-nonce");
 
-/// What was verified, as the headers the upstream gets. They are written straight into the
-/// request's head rather than put in its header map: no value is copied into a header of its
-/// own, and no map entry is made, for each one.
+/// What was verified, as the headers the upstream gets.
 #[derive(Default)]
 pub struct Facts<'a> {
     /// The callback's id: `(JTI, jti)` or `(NONCE, nonce)`.
-    pub id: Option<(&'static str, &'a str)>,
+    pub id: Option<(HeaderName, &'a str)>,
     pub api_key: Option<&'a str>,
     pub application_id: Option<&'a str>,
     /// Which secret verified it: its label, else its position.
@@ -43,57 +46,64 @@ pub struct Facts<'a> {
 }
 
 impl Facts<'_> {
-    /// Appends each fact to `head` as a header line; one whose value cannot be a header value
-    /// (a line break in a claim, say) is left out rather than mangled.
-    pub fn write_into(&self, head: &mut Vec<u8>) {
+    /// Inserts each fact into `headers`; one whose value cannot be a header value (a line break
+    /// in a claim, say) is left out rather than mangled.
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
         let fields = [
             Some((VERIFIED, "1")),
-            self.id,
+            self.id.clone(),
             self.api_key.map(|value| (API_KEY, value)),
             self.application_id.map(|value| (APPLICATION_ID, value)),
             self.secret.as_deref().map(|value| (SECRET, value)),
         ];
         for (name, value) in fields.into_iter().flatten() {
-            if value.bytes().all(is_value_byte) {
-                head.extend_from_slice(name.as_bytes());
-                head.extend_from_slice(b": ");
-                head.extend_from_slice(value.as_bytes());
-                head.extend_from_slice(b"\r\n");
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
             }
         }
     }
 }
 
-/// What `HeaderValue::from_str` accepts: visible characters, spaces and tabs.
-fn is_value_byte(b: u8) -> bool {
-    b == b'\t' || (b >= b' ' && b != 0x7f)
+/// Removes the request headers no upstream may read (see the module's note). Done before the
+/// verifier runs, so that nothing downstream ever sees an underscore spelling.
+pub fn drop_underscored(headers: &mut HeaderMap) {
+    remove_where(headers, |name| name.as_str().contains('_'));
 }
 
 /// Removes what must not be forwarded from `headers`.
 pub fn strip(headers: &mut HeaderMap, keep_authorization: bool) {
-    // Headers the Connection header names are hop-by-hop too; a request rarely has one, so
-    // the common case allocates nothing.
-    let named: Vec<HeaderName> = if headers.contains_key(header::CONNECTION) {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let doomed = |name: &HeaderName| {
+    let named = connection_named(headers);
+    remove_where(headers, |name| {
         is_hop_by_hop(name)
             || named.contains(name)
             || name.as_str().starts_with(PREFIX)
             || (!keep_authorization && *name == header::AUTHORIZATION)
-    };
-    // A pass over the names present for each one removed (a callback has one or two: its
-    // `Authorization`, say), rather than a lookup of every name that might be there or a list
-    // of them built. Only verified callbacks get here, and hyper bounds their headers.
-    while let Some(name) = headers.keys().find(|name| doomed(name)).cloned() {
+    });
+}
+
+/// Removes the hop-by-hop headers of the upstream's answer (and its length, which the proxy
+/// writes again for the body it read whole).
+pub fn strip_answer(headers: &mut HeaderMap) {
+    let named = connection_named(headers);
+    remove_where(headers, |name| {
+        is_hop_by_hop(name) || named.contains(name) || *name == header::CONTENT_LENGTH
+    });
+}
+
+/// The headers a `Connection` header names: hop-by-hop too.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
+}
+
+fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in names {
         headers.remove(name);
     }
 }
@@ -107,56 +117,87 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hop_by_hop_spoofed_and_authorization_are_removed() {
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        for (name, value) in [
-            ("connection", "keep-alive, x-secret-hop"),
-            ("x-secret-hop", "1"),
-            ("keep-alive", "timeout=5"),
-            ("transfer-encoding", "chunked"),
-            ("x-vonage-verified", "1"),
-            ("X-Vonage-Jti", "forged"),
-            ("authorization", "Bearer t"),
-            ("content-type", "application/json"),
-            ("x-request-id", "abc"),
-        ] {
+        for (name, value) in pairs {
             h.append(
                 HeaderName::from_bytes(name.as_bytes()).unwrap(),
                 value.parse().unwrap(),
             );
         }
-        let mut kept = h.clone();
-        strip(&mut h, false);
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
         let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(names, ["content-type", "x-request-id"]);
+        names
+    }
+
+    #[test]
+    fn hop_by_hop_spoofed_and_authorization_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("expect", "100-continue"),
+            ("x-vonage-verified", "1"),
+            ("X-Vonage-Jti", "forged"),
+            ("authorization", "Bearer t"),
+            ("content-type", "application/json"),
+            ("x-request-id", "abc"),
+        ]);
+        let mut kept = h.clone();
+        strip(&mut h, false);
+        assert_eq!(names(&h), ["content-type", "x-request-id"]);
         strip(&mut kept, true);
         assert!(kept.contains_key("authorization"));
         assert!(!kept.contains_key("x-vonage-jti"));
     }
 
     #[test]
-    fn facts_are_header_lines_and_one_that_could_break_the_head_is_left_out() {
+    fn every_underscore_spelling_is_dropped() {
+        let mut h = map(&[
+            ("x_vonage_application_id", "forged-app"),
+            ("X_Vonage_Jti", "forged-jti"),
+            ("x-vonage_verified", "forged"),
+            ("transfer_encoding", "chunked"),
+            ("content_length", "0"),
+            ("_", "x"),
+            ("content-type", "application/json"),
+        ]);
+        drop_underscored(&mut h);
+        assert_eq!(names(&h), ["content-type"]);
+    }
+
+    #[test]
+    fn facts_are_headers_and_one_that_could_break_the_head_is_left_out() {
         let facts = Facts {
             id: Some((JTI, "jti-1")),
             api_key: Some("key\r\nx-vonage-verified: forged"),
             application_id: None,
             secret: Some(Cow::Borrowed("current")),
         };
-        let mut head = Vec::new();
-        facts.write_into(&mut head);
+        let mut h = HeaderMap::new();
+        facts.insert_into(&mut h);
         assert_eq!(
-            String::from_utf8(head).unwrap(),
-            "x-vonage-verified: 1\r\nx-vonage-jti: jti-1\r\nx-vonage-secret: current\r\n"
+            names(&h),
+            ["x-vonage-jti", "x-vonage-secret", "x-vonage-verified"]
         );
-        // What is kept is what a header value may hold, as http's own check has it.
-        for value in ["a b\tc", "caf\u{e9}", "\u{7f}", "a\nb", "\0"] {
-            assert_eq!(
-                value.bytes().all(is_value_byte),
-                http::HeaderValue::from_str(value).is_ok(),
-                "{value:?}"
-            );
-        }
+        assert_eq!(h["x-vonage-verified"], "1");
+    }
+
+    #[test]
+    fn an_answer_loses_its_framing_and_hop_by_hop_headers() {
+        let mut h = map(&[
+            ("transfer-encoding", "chunked"),
+            ("content-length", "5"),
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
+            ("x-upstream", "python"),
+        ]);
+        strip_answer(&mut h);
+        assert_eq!(names(&h), ["x-upstream"]);
     }
 }

@@ -5,16 +5,13 @@
 //! `jti` is burnt only on its 2xx.
 
 mod admin;
-mod deadline;
-mod digits;
-mod exchange;
+mod body_deadline;
 mod forward;
+mod gate;
 mod headers;
-mod idle;
 mod log;
-mod pool;
 mod serve;
-mod tick;
+mod target;
 mod tls;
 mod upkeep;
 mod upstream;
@@ -75,8 +72,9 @@ pub struct ProxyArgs {
     /// answer is 502, and Vonage retries).
     #[arg(long, env = "VONAGE_PROXY_BODY_LIMIT", hide_env_values = true, default_value_t = 1024 * 1024)]
     body_limit: usize,
-    /// How long the upstream may take to answer, in seconds, kept to within 0.2 s (then 504;
-    /// Vonage retries).
+    /// How long the upstream may take to answer, in seconds (then 504; Vonage retries). A
+    /// callback's reservation lives this long and 5 s more, so that after a crash Vonage's
+    /// retries get through within seconds.
     #[arg(
         long,
         env = "VONAGE_PROXY_UPSTREAM_TIMEOUT",
@@ -92,9 +90,8 @@ pub struct ProxyArgs {
         default_value_t = 20
     )]
     shutdown_timeout: u64,
-    /// How long a client may take to send a request's head (and how long a kept-alive
-    /// connection may sit idle), in seconds, kept to within a quarter of itself: then the
-    /// connection is closed, so that idle or trickling clients cannot hold the proxy's sockets.
+    /// How long a client may take to send a request's head, and a kept-alive connection may
+    /// sit idle, in seconds: then the connection is closed.
     #[arg(
         long,
         env = "VONAGE_PROXY_HEAD_TIMEOUT",
@@ -102,6 +99,30 @@ pub struct ProxyArgs {
         default_value_t = 30
     )]
     head_timeout: u64,
+    /// How long a client may take to send a request's body once its head is in, in seconds:
+    /// then it is refused 400 `body_read_error` and its connection closed, however the bytes
+    /// are paced. Vonage expects an answer within 5 s, so a body still arriving later is not
+    /// one it waits on.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_BODY_TIMEOUT",
+        hide_env_values = true,
+        default_value_t = 5
+    )]
+    body_timeout: u64,
+    /// Most client connections open at once; one more is answered 503 (Vonage retries) and
+    /// closed. Memory for bodies is bounded by this times --body-limit.
+    #[arg(
+        long,
+        env = "VONAGE_PROXY_MAX_CONNECTIONS",
+        hide_env_values = true,
+        default_value_t = 512
+    )]
+    max_connections: usize,
+    /// Verify GET requests' `payload_hash` against their query parameters as compact JSON, as
+    /// Voice's answer webhook signs them, instead of against the empty body.
+    #[arg(long, env = "VONAGE_PROXY_VERIFY_GET_QUERY", hide_env_values = true)]
+    verify_get_query: bool,
     /// Forward the `Authorization` header too (dropped by default: the upstream has the
     /// verified facts, and a token it might log is a replayable callback elsewhere).
     #[arg(long, env = "VONAGE_PROXY_KEEP_AUTHORIZATION", hide_env_values = true)]
@@ -135,8 +156,8 @@ pub struct ProxyArgs {
         default_value_t = 1
     )]
     workers: usize,
-    /// Log one JSON object per line instead of text. Lines go to stderr in batches, each within
-    /// 100 ms of its callback.
+    /// Log one JSON object per line instead of text. Lines go to stderr, written by a thread of
+    /// their own.
     #[arg(long, env = "VONAGE_PROXY_JSON_LOGS", hide_env_values = true)]
     json_logs: bool,
     #[command(flatten)]
@@ -158,15 +179,13 @@ fn sms_path(setting: &str) -> Result<(String, SignatureMethod), Error> {
 }
 
 pub fn run(args: ProxyArgs) -> Result<bool, Error> {
-    // Logs on stderr (stdout says where the proxy listens), once installed below.
-    let batch = log::Batch::default();
     // Checked here, before anything starts: a bad --upstream stops the proxy naming it.
+    let upstream_timeout = Duration::from_secs(args.upstream_timeout);
     let forward = Forward::new(
         &args.upstream,
-        Duration::from_secs(args.upstream_timeout),
+        upstream_timeout,
         args.body_limit,
         args.keep_authorization,
-        log::Access::new(batch.clone(), args.json_logs),
     )?;
     let sms: Vec<(String, SignatureMethod)> = args
         .sms
@@ -177,11 +196,17 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
     };
-    if args.head_timeout == 0 {
-        return Err("--head-timeout must be at least 1 (second)".into());
+    for (setting, value) in [
+        ("--head-timeout", args.head_timeout),
+        ("--body-timeout", args.body_timeout),
+        ("--upstream-timeout", args.upstream_timeout),
+    ] {
+        if value == 0 {
+            return Err(format!("{setting} must be at least 1 (second)").into());
+        }
     }
-    if args.upstream_timeout == 0 {
-        return Err("--upstream-timeout must be at least 1 (second)".into());
+    if args.max_connections == 0 {
+        return Err("--max-connections must be at least 1".into());
     }
     let secrets = args.key.secrets()?;
     let runtime = match args.workers {
@@ -194,10 +219,13 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             .enable_all()
             .build()?,
     };
-    log::init(&batch, args.json_logs);
-    let outcome = runtime.block_on(async {
-        tokio::spawn(batch.clone().flush_every_period());
-        tokio::spawn(forward.deadlines().keep());
+    // Logs on stderr (stdout says where the proxy listens); the last lines are written when
+    // the guard goes, at exit.
+    let _log = log::init(args.json_logs);
+    // A reservation outlives its exchange only by this margin: after a crash, Vonage's retries
+    // get through once it passes.
+    let in_flight_ttl = upstream_timeout + IN_FLIGHT_MARGIN;
+    runtime.block_on(async {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .map_err(|err| format!("metrics: {err}"))?;
@@ -213,15 +241,24 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             recorder,
         };
         match setting.as_str() {
-            "memory" => serve(setup, MemoryReplayStore::new()).await,
+            "memory" => {
+                let store = MemoryReplayStore::builder()
+                    .in_flight_ttl(in_flight_ttl)
+                    .build();
+                serve(setup, store).await
+            }
             s if s.starts_with("sqlite:") => {
-                let store = SqliteReplayStore::open(&s["sqlite:".len()..])
+                let store = SqliteReplayStore::builder(&s["sqlite:".len()..])
+                    .in_flight_ttl(in_flight_ttl)
+                    .open()
                     .map_err(|err| format!("--replay-store: {err}"))?;
                 serve(setup, store).await
             }
             #[cfg(feature = "redis")]
             s if s.starts_with("redis://") || s.starts_with("rediss://") => {
-                let store = vonage_secure_callbacks::replay::RedisReplayStore::connect(s)
+                let store = vonage_secure_callbacks::replay::RedisReplayStore::builder(s)
+                    .in_flight_ttl(in_flight_ttl)
+                    .connect()
                     .await
                     .map_err(|err| format!("--replay-store: {err}"))?;
                 serve(setup, store).await
@@ -233,11 +270,12 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             ),
             _ => Err("--replay-store must be memory, sqlite:PATH or redis://…".into()),
         }
-    });
-    // The last lines, before the proxy exits (or says why it could not start).
-    batch.flush();
-    outcome
+    })
 }
+
+/// How much longer than the upstream timeout a reservation lives: room for the replay store's
+/// own calls around the exchange.
+const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(5);
 
 /// What the proxy runs with, once the configuration was read.
 struct Setup {
@@ -258,7 +296,10 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
         tls,
         recorder,
     } = setup;
-    let jwt = CallbackVerifier::new(secrets.clone()).body_limit(args.body_limit);
+    let mut jwt = CallbackVerifier::new(secrets.clone()).body_limit(args.body_limit);
+    if args.verify_get_query {
+        jwt = jwt.verify_get_query();
+    }
     let jwt = SecureCallbackLayer::new(jwt).replay_store(store.clone());
     let sms_services = sms
         .iter()
@@ -268,7 +309,11 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
             (path.clone(), layer.layer(forward.clone()))
         })
         .collect();
-    let public = serve::Paths::new(jwt.layer(forward), sms_services);
+    let gate = gate::Gate::new(
+        jwt.layer(forward),
+        sms_services,
+        Duration::from_secs(args.body_timeout),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let admin_listener = tokio::net::TcpListener::bind(args.admin_listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -294,12 +339,13 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
                 .await
         }
     });
-    let timeouts = serve::Timeouts {
+    let bounds = serve::Bounds {
         head: Duration::from_secs(args.head_timeout),
+        max_connections: args.max_connections,
         // In-flight callbacks finish (and settle) within this bound.
         shutdown: Duration::from_secs(args.shutdown_timeout),
     };
-    let server = tokio::spawn(serve::serve(listener, tls, public, stopped, timeouts));
+    let server = tokio::spawn(serve::serve(listener, tls, gate, stopped, bounds));
     signal().await;
     tracing::info!(target: "vonage_callbacks::proxy", "stopping: no new connections; finishing callbacks in flight");
     let _ = stop.send(true);

@@ -1,0 +1,90 @@
+//! What every request passes before the verifier: a target the upstream prefix confines, no
+//! header name an upstream could misread, and a deadline on its body. Then the verifying service
+//! of its path runs in a task of its own, so that a client leaving mid-exchange cannot cut the
+//! upstream's exchange short: the callback is settled on the upstream's answer (delivered on its
+//! 2xx) whether or not anyone is still there to read it.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use vonage_secure_callbacks::replay::ReplayStore;
+use vonage_secure_callbacks::{ResponseBody, SecureCallbackService};
+
+use super::body_deadline::BodyDeadline;
+use super::forward::{error_response, Forward, TARGET};
+use super::{headers, target};
+
+/// The library's layer over the forwarder, for bodies under their deadline.
+pub type Verifying<R> = SecureCallbackService<Forward, R>;
+
+/// What a request is answered with: the verifier's answer, or the gate's own refusal.
+pub type Answer = Response<Either<ResponseBody<Full<Bytes>>, Full<Bytes>>>;
+
+/// Counted for each request whose target is refused.
+pub const TARGETS_REFUSED: &str = "vonage_proxy_targets_refused_total";
+
+/// The verifying service of each path, and the bounds every request is held to.
+pub struct Gate<R> {
+    /// The SMS scheme's on the paths given.
+    sms: Vec<(String, Verifying<R>)>,
+    /// The JWT scheme's, on every other path.
+    jwt: Verifying<R>,
+    body_timeout: Duration,
+    /// The exchanges under way, each in a task of its own; shutdown waits for them.
+    exchanges: TaskTracker,
+}
+
+impl<R: ReplayStore> Gate<R> {
+    pub fn new(
+        jwt: Verifying<R>,
+        sms: Vec<(String, Verifying<R>)>,
+        body_timeout: Duration,
+    ) -> Self {
+        Self {
+            sms,
+            jwt,
+            body_timeout,
+            exchanges: TaskTracker::new(),
+        }
+    }
+
+    /// The exchanges under way.
+    pub fn exchanges(&self) -> &TaskTracker {
+        &self.exchanges
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, mut request: Request<Incoming>) -> Result<Answer, Infallible> {
+        if !target::is_confined(request.method(), request.uri()) {
+            metrics::counter!(TARGETS_REFUSED).increment(1);
+            tracing::info!(target: TARGET, method = %request.method(), "refused: the request target is not a plain origin-form path");
+            let refusal = error_response(StatusCode::BAD_REQUEST, "invalid_target");
+            return Ok(refusal.map(Either::Right));
+        }
+        headers::drop_underscored(request.headers_mut());
+        let path = request.uri().path();
+        let service = self
+            .sms
+            .iter()
+            .find(|(sms_path, _)| sms_path == path)
+            .map_or(&self.jwt, |(_, service)| service)
+            .clone();
+        let timeout = self.body_timeout;
+        let request = request.map(|body| BodyDeadline::new(body, timeout));
+        let exchange = self.exchanges.spawn(service.oneshot(request));
+        Ok(match exchange.await {
+            Ok(Ok(answer)) => answer.map(Either::Left),
+            // The forwarder never fails. A panic in the task released the reservation as it
+            // unwound; the 500 has Vonage retry.
+            Ok(Err(never)) => match never {},
+            Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+                .map(Either::Right),
+        })
+    }
+}

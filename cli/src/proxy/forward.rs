@@ -122,7 +122,8 @@ impl Forward {
         })?;
         let (mut parts, body) = answer.into_parts();
         // Both a length and chunks: which one frames it is what response splitting plays on.
-        if parts.headers.contains_key(TRANSFER_ENCODING) && parts.headers.contains_key(CONTENT_LENGTH)
+        if parts.headers.contains_key(TRANSFER_ENCODING)
+            && parts.headers.contains_key(CONTENT_LENGTH)
         {
             return Err(Outcome::Invalid);
         }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::secrets::{Secret, SecretError, Secrets};
+use crate::secrets::{Secret, SecretError, Secrets, MIN_SECRET_LEN};
 
 /// The project's API key.
 pub const API_KEY_VAR: &str = "VONAGE_API_KEY";
@@ -39,6 +39,16 @@ impl fmt::Display for EnvError {
                 f,
                 "{variable} is not set, but the other of {API_KEY_VAR} / {SECRET_VAR} is: set \
                  both, or neither"
+            ),
+            // The way out for someone configuring by environment: the library's opt-in for
+            // short secrets is a function they cannot call from here.
+            EnvError::Invalid {
+                variable,
+                reason: SecretError::TooShort { len },
+            } => write!(
+                f,
+                "{variable}: the signature secret is {len} bytes, and Vonage's have at least \
+                 {MIN_SECRET_LEN}: copy the whole secret from the dashboard"
             ),
             EnvError::Invalid { variable, reason } => write!(f, "{variable}: {reason}"),
         }
@@ -158,6 +168,11 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains(SECRET_VAR) && !text.contains("short-secret-value"),
+            "{text}"
+        );
+        // The way out is one someone configuring by environment can take.
+        assert!(
+            text.contains("copy the whole secret") && !text.contains("dangerous"),
             "{text}"
         );
         let text = from(&[(API_KEY_VAR, "abcd1234")]).unwrap_err().to_string();

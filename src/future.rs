@@ -458,7 +458,10 @@ fn log_rejection(rejection: Rejection, d: &RejectionDetails) {
                 delivered_at = d.delivered_at,
                 iat_offset_secs = d.iat_offset_secs,
                 secrets_tried = d.secrets_tried,
-                configured_api_keys = ?d.configured_api_keys,
+                // Only where it was gathered (an unknown key): an empty list would say that
+                // no key is configured.
+                configured_api_keys = (!d.configured_api_keys.is_empty())
+                    .then(|| tracing::field::debug(&d.configured_api_keys)),
                 body_len = d.body_len,
                 content_type = d.content_type.as_deref(),
                 content_encoding = d.content_encoding.as_deref(),

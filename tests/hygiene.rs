@@ -142,6 +142,8 @@ async fn tracing_names_reasons_and_never_secrets_tokens_or_bodies() {
     assert!(!out.contains(SECRET), "secret leaked:\n{out}");
     // Refusals carry the facts that point to their cause.
     assert!(out.contains(r#"configured_api_keys=["a1b2c3d4"]"#), "{out}");
+    // And only the facts they carry: no empty list on a refusal that gathered none.
+    assert!(!out.contains("configured_api_keys=[]"), "{out}");
     // The accepted callback's event names the secret that verified it by position (no label).
     assert!(
         out.lines()

@@ -62,8 +62,14 @@ pub fn verify(
     let now = now.unwrap_or_else(|| SystemClock.now());
     let verifier = SmsVerifier::new(key.secrets()?, method).clock(FixedClock::new(now));
     let report = verifier.explain(&http_method, query.as_deref(), &headers, &body);
+    let params = match (&query, &request.json) {
+        (Some(query), _) => SmsParams::from_form(query.as_bytes()).ok(),
+        (None, Some(_)) => SmsParams::from_json(&body).ok(),
+        (None, None) => SmsParams::from_form(&body).ok(),
+    };
+    let signed_with = params.and_then(|p| method_that_signed(&p, method, key));
     print_checks(&report, |check| {
-        line(check, &report, method, verifier.limit())
+        line(check, &report, method, signed_with, verifier.limit())
     });
     Ok(print_verdict(&report, |sms| {
         format!(
@@ -75,8 +81,34 @@ pub fn verify(
     }))
 }
 
+/// Another method whose signature of `params` by the signing secret is their `sig`: a fact
+/// that shows the account signs otherwise than `method`.
+fn method_that_signed(
+    params: &SmsParams,
+    method: SignatureMethod,
+    key: &KeyArgs,
+) -> Option<SignatureMethod> {
+    let sig = params.get("sig")?;
+    let secret = key.signing_secret().ok()?;
+    let unsigned = SmsParams::from_pairs(params.iter().filter(|(n, _)| *n != "sig"));
+    SignatureMethod::ALL
+        .into_iter()
+        .filter(|&other| other != method)
+        .find(|other| {
+            other
+                .sign(&unsigned, secret.as_bytes())
+                .eq_ignore_ascii_case(sig)
+        })
+}
+
 /// What to print for `check` of an SMS report.
-fn line(check: Check, report: &Report<VerifiedSms>, method: SignatureMethod, limit: usize) -> Line {
+fn line(
+    check: Check,
+    report: &Report<VerifiedSms>,
+    method: SignatureMethod,
+    signed_with: Option<SignatureMethod>,
+    limit: usize,
+) -> Line {
     let facts = report.facts();
     let refused = failed(report, check);
     let names = facts.sms_parameter_names.join(", ");
@@ -114,29 +146,35 @@ fn line(check: Check, report: &Report<VerifiedSms>, method: SignatureMethod, lim
             )
         }
         Check::Signature => {
-            let mut hints = vec![format!(
-                "the account must sign with {method} (Dashboard → Settings → signature method): \
-                 a sig of another method never verifies"
-            )];
-            if facts.sms_value_has_separator == Some(true) {
+            // The method is named as a cause only when the sig was made by another one.
+            let mut hints = Vec::new();
+            if let Some(other) = signed_with {
+                hints.push(format!(
+                    "this sig was made with {other}, not {method}: give --method {other}, or \
+                     set the account's signature method (Dashboard → Settings) to {method}"
+                ));
+            }
+            if signed_with.is_none() && facts.sms_value_has_separator == Some(true) {
                 hints.push(
                     "a value holds & or =, which the signed string writes as _: a signer that \
                      forgot that differs here"
                         .into(),
                 );
             }
-            if facts.sms_plus_in_encoding == Some(true) {
+            if signed_with.is_none() && facts.sms_plus_in_encoding == Some(true) {
                 hints.push(
                     "the request holds +, which decodes to a space: if a literal + was meant, \
                      it must arrive as %2B"
                         .into(),
                 );
             }
-            hints.push(
-                "the signed string covers every parameter but sig: one added or dropped on the \
-                 way changes it"
-                    .into(),
-            );
+            if signed_with.is_none() {
+                hints.push(
+                    "the signed string covers every parameter but sig: one added, dropped or \
+                     changed on the way (or another secret) gives another sig"
+                        .into(),
+                );
+            }
             Line::new(
                 format!(
                     "{method} by secret {}",

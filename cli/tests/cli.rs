@@ -192,6 +192,7 @@ fn a_signed_body_and_the_printed_curl_command_are_accepted() {
         .args(["sign", "--curl", &url])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     child
@@ -604,11 +605,19 @@ mod sms {
         let (code, out) = check("sha512", &signed);
         assert_eq!(code, 1);
         assert!(out.contains("FAIL  signature: sha512"), "{out}");
-        assert!(out.contains("must sign with sha512"), "{out}");
+        assert!(
+            out.contains("this sig was made with sha256, not sha512: give --method sha256"),
+            "{out}"
+        );
+        // A tampered parameter: the method was right, so no hint names it.
         let (code, out) = check("sha256", &signed.replace("Hi", "Ho"));
         assert_eq!(code, 1);
         assert!(
             out.contains("[bad_signature]") && out.contains("decodes to a space"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("was made with") && !out.contains("--method"),
             "{out}"
         );
         let (code, out) = check("sha256", &format!("{signed}&to=1"));
@@ -636,4 +645,57 @@ mod sms {
         assert!(reply.ends_with("\n200"), "{reply}");
         assert!(run_printed_curl(curl.trim()).ends_with("\n409"));
     }
+}
+
+/// One rule for short secrets in every verb: refused, naming the way out for the command line,
+/// unless `--allow-short-secret` (or its variable) says otherwise.
+#[test]
+fn every_verb_holds_secrets_to_one_rule_and_names_the_flag() {
+    let dir = scratch("cli-short-secret");
+    let body = dir.join("body.json");
+    std::fs::write(&body, b"{}").unwrap();
+    let short = || {
+        let mut cmd = cli("five5");
+        cmd.env_remove("VONAGE_ALLOW_SHORT_SECRET");
+        cmd
+    };
+    let sign = || {
+        let mut cmd = short();
+        cmd.args(["sign", "--body"]).arg(&body);
+        cmd
+    };
+    let sign_sms = || {
+        let mut cmd = short();
+        cmd.args(["sign-sms", "--method", "sha256", "--query", "a=1"]);
+        cmd
+    };
+    let proxy = || {
+        let mut cmd = short();
+        cmd.args(["proxy", "--upstream", "http://127.0.0.1:1"])
+            .args(["--replay-store", "memory"]);
+        cmd
+    };
+    for (verb, mut cmd) in [
+        ("sign", sign()),
+        ("sign-sms", sign_sms()),
+        ("proxy", proxy()),
+    ] {
+        let (code, out) = run(&mut cmd);
+        assert_eq!(code, 2, "{verb}: {out}");
+        assert!(
+            out.contains("VONAGE_SIGNATURE_SECRET: the signature secret is 5 bytes")
+                && out.contains("--allow-short-secret"),
+            "{verb}: {out}"
+        );
+    }
+    // With the flag, or its variable, a short secret signs and verifies.
+    let (code, token) = run(short()
+        .args(["sign", "--allow-short-secret", "--body"])
+        .arg(&body));
+    assert_eq!(code, 0, "{token}");
+    let (code, out) = run(short()
+        .env("VONAGE_ALLOW_SHORT_SECRET", "true")
+        .args(["verify", token.trim(), "--body"])
+        .arg(&body));
+    assert_eq!(code, 0, "{out}");
 }

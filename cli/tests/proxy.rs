@@ -578,6 +578,8 @@ fn tls_is_terminated_with_the_given_certificate_and_key() {
         .arg(&key)
         .arg("-out")
         .arg(&cert)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("openssl makes a test certificate");
@@ -785,4 +787,58 @@ fn the_attack_suites_get_the_same_answers_through_the_proxy() {
         .count();
     assert!(suite.len() >= 200 && genuine >= 10);
     assert_eq!(upstream.received().len(), genuine, "only the genuine ones");
+}
+
+#[test]
+fn the_start_lines_say_where_it_listens_which_store_and_which_secrets() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("proxy-start-lines");
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_vonage-callbacks"))
+            .current_dir(&dir)
+            .env("VONAGE_API_KEY", API_KEY)
+            .env("VONAGE_SIGNATURE_SECRET", SECRET)
+            .env("VONAGE_SIGNATURE_SECRET_PREVIOUS", OTHER_SECRET)
+            .args(["proxy", "--upstream", "http://127.0.0.1:1"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--replay-store", "sqlite:window.sqlite3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("proxy.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut text = String::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        text.push_str(&line);
+        text.push('\n');
+        if line.starts_with("proxy: api key") {
+            break;
+        }
+    }
+    assert!(
+        text.starts_with("proxy: listening on http://127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("proxy: 127.0.0.1 is a loopback address: Vonage cannot reach it"),
+        "{text}"
+    );
+    let window = std::fs::canonicalize(dir.join("window.sqlite3")).unwrap();
+    assert!(
+        text.contains(&format!(
+            "proxy: replay store sqlite:{} (kept across restarts)",
+            window.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("proxy: api key 47123456, secrets current, previous\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(SECRET) && !text.contains(OTHER_SECRET),
+        "{text}"
+    );
 }

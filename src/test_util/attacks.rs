@@ -76,7 +76,8 @@ impl Attack {
         self
     }
 
-    /// Adds `suffix` to the request's path and query.
+    /// Adds `suffix` to the request's path and query (the SMS suite's parameters).
+    #[cfg(feature = "sms")]
     pub(super) fn append_to_uri(mut self, suffix: &str) -> Self {
         self.path_and_query.push_str(suffix);
         self

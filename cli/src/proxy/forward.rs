@@ -1,5 +1,5 @@
-//! The inner service behind the layer: sends each verified request to the upstream through
-//! hyper-util's pooled client and hands back its answer, so that the layer burns the `jti` only
+//! The inner service behind the layer: sends each verified request to the upstream over the
+//! pool's hyper client connections and hands back its answer, so that the layer burns the `jti` only
 //! when the upstream said 2xx. An upstream that cannot be reached, or answers more than the body
 //! limit or not as HTTP/1.1 frames it unambiguously, is 502, one slower than the timeout 504:
 //! Vonage retries both, and the layer has released the reservation.
@@ -14,33 +14,26 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tower::Service;
 use vonage_secure_callbacks::sms::VerifiedSms;
 use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
 use super::headers::{self, Facts};
+use super::pool::{failure_of, Failure, Pool};
 use super::upstream::{Outcome, UpstreamSeries};
 
 /// The target the proxy's lines are logged under.
 pub const TARGET: &str = "vonage_callbacks::proxy";
-
-/// Idle upstream connections kept for reuse: a callback's exchange is short, so a few carry a
-/// steady load.
-const IDLE_CONNECTIONS: usize = 32;
 
 /// Forwards to one upstream. Cloned per request, so one `Arc`.
 #[derive(Clone)]
 pub struct Forward(Arc<Settings>);
 
 struct Settings {
-    client: Client<HttpConnector, Full<Bytes>>,
-    authority: Authority,
+    pool: Pool,
     /// The upstream's `host:port`, sent as each request's Host.
     host: HeaderValue,
     /// The upstream URL's path, without its last `/`: a prefix to each request's path.
@@ -66,17 +59,9 @@ impl Forward {
             .ok_or("--upstream must be an http:// URL with a host")?;
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|_| "--upstream: the host is not a valid Host header")?;
-        let mut connector = HttpConnector::new();
-        // Answers are single writes: Nagle's wait would only delay them.
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(IDLE_CONNECTIONS)
-            .set_host(false)
-            .build(connector);
+        let port = authority.port_u16().unwrap_or(80);
         Ok(Self(Arc::new(Settings {
-            client,
-            authority: authority.clone(),
+            pool: Pool::new(format!("{}:{port}", authority.host())),
             host,
             prefix: upstream.path().trim_end_matches('/').to_owned(),
             timeout,
@@ -96,14 +81,12 @@ impl Forward {
         headers::strip(&mut parts.headers, settings.keep_authorization);
         facts_of(&extensions).insert_into(&mut parts.headers);
         parts.headers.insert(HOST, settings.host.clone());
+        // Origin-form, under the prefix. The target was checked to be origin-form with plain
+        // segments, and the prefix came from a valid URL, so together they are a valid one.
         let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let mut uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(settings.authority.clone());
-        uri = uri.path_and_query(format!("{}{target}", settings.prefix));
-        // The target was checked to be origin-form with plain segments, and the prefix came
-        // from a valid URL, so together they are a valid URI.
-        parts.uri = uri.build().unwrap_or_default();
+        if !settings.prefix.is_empty() {
+            parts.uri = Uri::try_from(format!("{}{target}", settings.prefix)).unwrap_or_default();
+        }
         parts.version = Version::HTTP_11;
         (
             Request::from_parts(parts, Full::new(body.into_bytes())),
@@ -113,13 +96,7 @@ impl Forward {
 
     /// The upstream's whole answer, or why there is none.
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response<Bytes>, Outcome> {
-        let answer = self.0.client.request(request).await.map_err(|err| {
-            if err.is_connect() {
-                Outcome::Unreachable
-            } else {
-                failure_of(&err)
-            }
-        })?;
+        let (answer, mut upstream) = self.0.pool.send(request).await.map_err(outcome_of)?;
         let (mut parts, body) = answer.into_parts();
         // Both a length and chunks: which one frames it is what response splitting plays on.
         if parts.headers.contains_key(TRANSFER_ENCODING)
@@ -127,35 +104,28 @@ impl Forward {
         {
             return Err(Outcome::Invalid);
         }
-        let body = Limited::new(body, self.0.answer_limit)
-            .collect()
+        let body = upstream
+            .drive(Limited::new(body, self.0.answer_limit).collect())
             .await
-            .map_err(|err| {
-                if err.is::<LengthLimitError>() {
-                    Outcome::TooLarge
-                } else {
-                    failure_of(err.as_ref())
-                }
+            .map_err(outcome_of)?
+            .map_err(|err| match err.downcast_ref::<hyper::Error>() {
+                _ if err.is::<LengthLimitError>() => Outcome::TooLarge,
+                Some(err) => outcome_of(failure_of(err)),
+                None => Outcome::Unreachable,
             })?
             .to_bytes();
+        // Read whole: the connection can carry the next callback.
+        self.0.pool.give_back(upstream);
         headers::strip_answer(&mut parts.headers);
         Ok(Response::from_parts(parts, body))
     }
 }
 
-/// A failed exchange's outcome: an answer hyper could not parse is invalid; anything else (a
-/// reset, a connection closed early) left the upstream unreachable.
-fn failure_of(err: &(dyn std::error::Error + 'static)) -> Outcome {
-    let mut source = Some(err);
-    while let Some(err) = source {
-        if let Some(hyper) = err.downcast_ref::<hyper::Error>() {
-            if hyper.is_parse() || hyper.is_parse_status() || hyper.is_parse_too_large() {
-                return Outcome::Invalid;
-            }
-        }
-        source = err.source();
+fn outcome_of(failure: Failure) -> Outcome {
+    match failure {
+        Failure::Unreachable => Outcome::Unreachable,
+        Failure::Invalid => Outcome::Invalid,
     }
-    Outcome::Unreachable
 }
 
 /// What was verified, for the upstream's headers and the log line.
@@ -209,6 +179,12 @@ impl Service<Request<VerifiedBody>> for Forward {
             let api_key = facts.api_key.unwrap_or("");
             let id = facts.id.map_or("", |(_, id)| id);
             let upstream_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            // Written as they are, not escaped: they are claims of a verified token (so signed
+            // by Vonage) or the proxy's own words.
+            let (api_key, id) = (
+                tracing::field::display(api_key),
+                tracing::field::display(id),
+            );
             let (response, outcome) = match answered {
                 Ok(answer) => {
                     let outcome = Outcome::Answered(answer.status());

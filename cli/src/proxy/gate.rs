@@ -1,8 +1,8 @@
 //! What every request passes before the verifier: a target the upstream prefix confines, no
 //! header name an upstream could misread, and a deadline on its body. Then the verifying service
-//! of its path runs in a task of its own, so that a client leaving mid-exchange cannot cut the
-//! upstream's exchange short: the callback is settled on the upstream's answer (delivered on its
-//! 2xx) whether or not anyone is still there to read it.
+//! of its path runs, [detached](super::detach) if its connection goes, so that a client leaving
+//! mid-exchange cannot cut the upstream's exchange short: the callback is settled on the
+//! upstream's answer (delivered on its 2xx) whether or not anyone is still there to read it.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use vonage_secure_callbacks::replay::ReplayStore;
 use vonage_secure_callbacks::{ResponseBody, SecureCallbackService};
 
 use super::body_deadline::BodyDeadline;
+use super::detach::Detach;
 use super::forward::{error_response, Forward, TARGET};
 use super::{headers, target};
 
@@ -36,7 +37,7 @@ pub struct Gate<R> {
     /// The JWT scheme's, on every other path.
     jwt: Verifying<R>,
     body_timeout: Duration,
-    /// The exchanges under way, each in a task of its own; shutdown waits for them.
+    /// The exchanges whose connection went, each in a task of its own; shutdown waits for them.
     exchanges: TaskTracker,
 }
 
@@ -54,7 +55,7 @@ impl<R: ReplayStore> Gate<R> {
         }
     }
 
-    /// The exchanges under way.
+    /// The exchanges whose connection went.
     pub fn exchanges(&self) -> &TaskTracker {
         &self.exchanges
     }
@@ -77,14 +78,10 @@ impl<R: ReplayStore> Gate<R> {
             .clone();
         let timeout = self.body_timeout;
         let request = request.map(|body| BodyDeadline::new(body, timeout));
-        let exchange = self.exchanges.spawn(service.oneshot(request));
-        Ok(match exchange.await {
-            Ok(Ok(answer)) => answer.map(Either::Left),
-            // The forwarder never fails. A panic in the task released the reservation as it
-            // unwound; the 500 has Vonage retry.
-            Ok(Err(never)) => match never {},
-            Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
-                .map(Either::Right),
-        })
+        match Detach::new(service.oneshot(request), &self.exchanges).await {
+            Ok(answer) => Ok(answer.map(Either::Left)),
+            // The forwarder never fails.
+            Err(never) => match never {},
+        }
     }
 }

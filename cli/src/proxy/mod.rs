@@ -6,10 +6,12 @@
 
 mod admin;
 mod body_deadline;
+mod detach;
 mod forward;
 mod gate;
 mod headers;
 mod log;
+mod pool;
 mod serve;
 mod target;
 mod tls;
@@ -32,7 +34,8 @@ use forward::Forward;
 /// How the proxy runs: flags, each with an environment variable.
 #[derive(clap::Args)]
 pub struct ProxyArgs {
-    /// Where Vonage's callbacks arrive.
+    /// Where Vonage's callbacks arrive. The default is loopback, which only this host can
+    /// reach: give 0.0.0.0:8080 to take Vonage's callbacks directly.
     #[arg(
         long,
         env = "VONAGE_PROXY_LISTEN",
@@ -239,6 +242,7 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
             sms,
             tls,
             recorder,
+            store: describe_store(&setting),
         };
         match setting.as_str() {
             "memory" => {
@@ -277,6 +281,20 @@ pub fn run(args: ProxyArgs) -> Result<bool, Error> {
 /// own calls around the exchange.
 const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(5);
 
+/// The replay store as the start line names it: where it keeps the window, and for how long,
+/// never a password.
+fn describe_store(setting: &str) -> String {
+    if let Some(path) = setting.strip_prefix("sqlite:") {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.into());
+        return format!("sqlite:{} (kept across restarts)", path.display());
+    }
+    if let Some((scheme, rest)) = setting.split_once("://") {
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        return format!("{scheme}://{host} (shared by every instance that uses it)");
+    }
+    format!("{setting} (this process only: a restart forgets which callbacks were delivered)")
+}
+
 /// What the proxy runs with, once the configuration was read.
 struct Setup {
     args: ProxyArgs,
@@ -285,6 +303,8 @@ struct Setup {
     sms: Vec<(String, SignatureMethod)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     recorder: metrics_exporter_prometheus::PrometheusHandle,
+    /// The replay store, as the start lines name it.
+    store: String,
 }
 
 async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
@@ -295,6 +315,7 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
         sms,
         tls,
         recorder,
+        store: store_said,
     } = setup;
     let mut jwt = CallbackVerifier::new(secrets.clone()).body_limit(args.body_limit);
     if args.verify_get_query {
@@ -323,6 +344,27 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
         args.upstream,
         admin_listener.local_addr()?
     );
+    if args.listen.ip().is_loopback() {
+        println!(
+            "proxy: {} is a loopback address: Vonage cannot reach it; give --listen \
+             0.0.0.0:8080 (VONAGE_PROXY_LISTEN) to take callbacks from outside this host",
+            args.listen.ip()
+        );
+    }
+    println!("proxy: replay store {store_said}");
+    for api_key in secrets.api_keys() {
+        let labels: Vec<String> = secrets
+            .secrets_for(api_key)
+            .iter()
+            .enumerate()
+            .map(|(i, secret)| {
+                secret
+                    .label()
+                    .map_or_else(|| (i + 1).to_string(), str::to_owned)
+            })
+            .collect();
+        println!("proxy: api key {api_key}, secrets {}", labels.join(", "));
+    }
     for (path, method) in &sms {
         println!("proxy: {path} verified as SMS ({method})");
     }

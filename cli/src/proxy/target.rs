@@ -18,12 +18,27 @@ pub fn is_confined(method: &Method, uri: &Uri) -> bool {
 /// A segment that is neither `.` nor `..` in any spelling, and hides no separator: `%2e` is a
 /// dot and `%2f`/`%5c` a slash to many servers, and `\` a slash to some.
 fn is_plain_segment(segment: &str) -> bool {
-    let lower = segment.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
-        return false;
+    let bytes = segment.as_bytes();
+    let mut dots = 0;
+    let mut only_dots = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => return false,
+            b'.' => dots += 1,
+            b'%' if bytes.len() >= i + 3 => {
+                match [bytes[i + 1], bytes[i + 2].to_ascii_lowercase()] {
+                    [b'2', b'f'] | [b'5', b'c'] => return false,
+                    [b'2', b'e'] => dots += 1,
+                    _ => only_dots = false,
+                }
+                i += 2;
+            }
+            _ => only_dots = false,
+        }
+        i += 1;
     }
-    let dots = lower.replace("%2e", ".");
-    dots != "." && dots != ".."
+    !(only_dots && (dots == 1 || dots == 2))
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use vonage_secure_callbacks::test_util::CallbackSigner;
 
 pub const API_KEY: &str = "47123456";
 pub const SECRET: &str = "proxy-test-project-signature-secret-01";
+/// A second secret, as while one is rotated.
+pub const OTHER_SECRET: &str = "proxy-test-the-previous-signature-secret";
 
 /// A child process killed when dropped.
 pub struct Killed(pub Child);
@@ -178,6 +180,9 @@ impl Proxy {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);

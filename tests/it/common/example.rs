@@ -28,13 +28,18 @@ pub fn example_named(name: &str) -> PathBuf {
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
         .collect();
-        let status = Command::new(env!("CARGO"))
+        let out = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--example", name])
             .args(["--no-default-features", "--features", &features.join(",")])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
+            .stdin(Stdio::null())
+            .output()
             .unwrap();
-        assert!(status.success());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         built.push(name.to_owned());
     }
     let exe = std::env::current_exe().unwrap();
@@ -46,7 +51,11 @@ pub fn example_named(name: &str) -> PathBuf {
 /// `dir` (where a default store file lands).
 fn command(name: &str, env: &[(&str, &str)], dir: &Path) -> Command {
     let mut cmd = Command::new(example_named(name));
-    cmd.env("LISTEN_ADDR", "127.0.0.1:0").current_dir(dir);
+    cmd.env("LISTEN_ADDR", "127.0.0.1:0")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     for var in [
         "VONAGE_API_KEY",
         "VONAGE_SIGNATURE_SECRET",

@@ -60,6 +60,9 @@ impl PostgresServer {
             let status = Command::new("chown")
                 .args(["-R", "nobody:nogroup"])
                 .arg(&server.dir.0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
                 .status()
                 .unwrap();
             assert!(status.success());
@@ -105,6 +108,9 @@ impl PostgresServer {
             let status = Command::new("chown")
                 .args(["-R", "nobody:nogroup"])
                 .arg(&data)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
                 .status()
                 .unwrap();
             assert!(status.success());
@@ -119,20 +125,23 @@ impl PostgresServer {
         self.dir.0.join("data")
     }
 
-    /// `tool` from the cluster's binaries, as the user that owns the cluster.
+    /// `tool` from the cluster's binaries, as the user that owns the cluster, its output
+    /// dropped (the server's own log is `server.log`).
     fn command(&self, tool: &str) -> Command {
         let exe = self.bin.join(tool);
-        if is_root() {
+        let mut cmd = if is_root() {
             let mut cmd = Command::new("setpriv");
             cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-                .arg(exe)
-                .current_dir(&self.dir.0);
+                .arg(exe);
             cmd
         } else {
-            let mut cmd = Command::new(exe);
-            cmd.current_dir(&self.dir.0);
-            cmd
-        }
+            Command::new(exe)
+        };
+        cmd.current_dir(&self.dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
     }
 
     /// Starts the server on its port and waits until it accepts connections.

@@ -10,19 +10,21 @@ use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tokio::time::{sleep, Sleep};
+use tokio::time::{sleep_until, Instant, Sleep};
 
 /// Counted each time a body misses its deadline.
 pub const BODY_DEADLINES: &str = "vonage_proxy_body_deadlines_total";
 
 pin_project! {
     /// `body`, failing with an [`io::ErrorKind::TimedOut`] error once `timeout` has passed from
-    /// its making.
+    /// its making. The timer is set only once the body makes its reader wait: a callback's
+    /// body has most often arrived with its head, and then costs none.
     pub struct BodyDeadline<B> {
         #[pin]
         body: B,
         #[pin]
-        deadline: Sleep,
+        timer: Option<Sleep>,
+        deadline: Instant,
         timeout: Duration,
     }
 }
@@ -31,7 +33,8 @@ impl<B> BodyDeadline<B> {
     pub fn new(body: B, timeout: Duration) -> Self {
         Self {
             body,
-            deadline: sleep(timeout),
+            timer: None,
+            deadline: Instant::now() + timeout,
             timeout,
         }
     }
@@ -49,11 +52,18 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(frame) = this.body.poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if this.deadline.poll(cx).is_ready() {
+        if this.timer.is_none() {
+            this.timer.set(Some(sleep_until(*this.deadline)));
+        }
+        let expired = match this.timer.as_pin_mut() {
+            Some(timer) => timer.poll(cx).is_ready(),
+            None => false,
+        };
+        if expired {
             metrics::counter!(BODY_DEADLINES).increment(1);
             tracing::warn!(
                 target: "vonage_callbacks::proxy",

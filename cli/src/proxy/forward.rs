@@ -1,8 +1,8 @@
 //! The inner service behind the layer: sends each verified request to the upstream over the
-//! pool's hyper client connections and hands back its answer, so that the layer burns the `jti` only
-//! when the upstream said 2xx. An upstream that cannot be reached, or answers more than the body
-//! limit or not as HTTP/1.1 frames it unambiguously, is 502, one slower than the timeout 504:
-//! Vonage retries both, and the layer has released the reservation.
+//! pool's kept-alive connections and hands back its answer, so that the layer burns the `jti`
+//! only when the upstream said 2xx. An upstream that cannot be reached, or answers more than the
+//! body limit or not as HTTP/1.1 frames it unambiguously, is 502, one slower than the timeout
+//! 504: Vonage retries both, and the layer has released the reservation.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -13,16 +13,16 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::PathAndQuery;
-use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
 use tower::Service;
 use vonage_secure_callbacks::sms::VerifiedSms;
 use vonage_secure_callbacks::{SecretUsed, VerifiedBody, VonageClaims};
 
+use super::exchange::{Outbound, UpstreamError};
 use super::headers::{self, Facts};
-use super::pool::{failure_of, Failure, Pool};
+use super::pool::Pool;
 use super::upstream::{Outcome, UpstreamSeries};
 
 /// The target the proxy's lines are logged under.
@@ -39,7 +39,6 @@ struct Settings {
     /// The upstream URL's path, without its last `/`: a prefix to each request's path.
     prefix: String,
     timeout: Duration,
-    answer_limit: usize,
     keep_authorization: bool,
     series: UpstreamSeries,
 }
@@ -61,70 +60,13 @@ impl Forward {
             .map_err(|_| "--upstream: the host is not a valid Host header")?;
         let port = authority.port_u16().unwrap_or(80);
         Ok(Self(Arc::new(Settings {
-            pool: Pool::new(format!("{}:{port}", authority.host())),
+            pool: Pool::new(format!("{}:{port}", authority.host()), answer_limit),
             host,
             prefix: upstream.path().trim_end_matches('/').to_owned(),
             timeout,
-            answer_limit,
             keep_authorization,
             series: UpstreamSeries::new(),
         })))
-    }
-
-    /// The request the upstream gets: the verified one's method, path (under the prefix),
-    /// end-to-end headers and exact body, with the facts that were verified.
-    fn outbound(&self, request: Request<VerifiedBody>) -> (Request<Full<Bytes>>, Extensions) {
-        let settings = &self.0;
-        let (mut parts, body) = request.into_parts();
-        // The verified facts stay here, for the log line; the upstream gets them as headers.
-        let extensions = std::mem::take(&mut parts.extensions);
-        headers::strip(&mut parts.headers, settings.keep_authorization);
-        facts_of(&extensions).insert_into(&mut parts.headers);
-        parts.headers.insert(HOST, settings.host.clone());
-        // Origin-form, under the prefix. The target was checked to be origin-form with plain
-        // segments, and the prefix came from a valid URL, so together they are a valid one.
-        let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        if !settings.prefix.is_empty() {
-            parts.uri = Uri::try_from(format!("{}{target}", settings.prefix)).unwrap_or_default();
-        }
-        parts.version = Version::HTTP_11;
-        (
-            Request::from_parts(parts, Full::new(body.into_bytes())),
-            extensions,
-        )
-    }
-
-    /// The upstream's whole answer, or why there is none.
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response<Bytes>, Outcome> {
-        let (answer, mut upstream) = self.0.pool.send(request).await.map_err(outcome_of)?;
-        let (mut parts, body) = answer.into_parts();
-        // Both a length and chunks: which one frames it is what response splitting plays on.
-        if parts.headers.contains_key(TRANSFER_ENCODING)
-            && parts.headers.contains_key(CONTENT_LENGTH)
-        {
-            return Err(Outcome::Invalid);
-        }
-        let body = upstream
-            .drive(Limited::new(body, self.0.answer_limit).collect())
-            .await
-            .map_err(outcome_of)?
-            .map_err(|err| match err.downcast_ref::<hyper::Error>() {
-                _ if err.is::<LengthLimitError>() => Outcome::TooLarge,
-                Some(err) => outcome_of(failure_of(err)),
-                None => Outcome::Unreachable,
-            })?
-            .to_bytes();
-        // Read whole: the connection can carry the next callback.
-        self.0.pool.give_back(upstream);
-        headers::strip_answer(&mut parts.headers);
-        Ok(Response::from_parts(parts, body))
-    }
-}
-
-fn outcome_of(failure: Failure) -> Outcome {
-    match failure {
-        Failure::Unreachable => Outcome::Unreachable,
-        Failure::Invalid => Outcome::Invalid,
     }
 }
 
@@ -170,21 +112,39 @@ impl Service<Request<VerifiedBody>> for Forward {
         let this = self.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let (outbound, extensions) = this.outbound(request);
-            let answered = tokio::time::timeout(this.0.timeout, this.exchange(outbound))
-                .await
-                .unwrap_or(Err(Outcome::Timeout));
-            let elapsed = started.elapsed();
+            let (mut parts, body) = request.into_parts();
+            // The verified facts stay here, for the log line; the upstream gets them as headers.
+            let extensions = std::mem::take(&mut parts.extensions);
+            headers::strip(&mut parts.headers, this.0.keep_authorization);
             let facts = facts_of(&extensions);
-            let api_key = facts.api_key.unwrap_or("");
-            let id = facts.id.map_or("", |(_, id)| id);
-            let upstream_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            let body = body.into_bytes();
+            let outbound = Outbound {
+                method: &parts.method,
+                // The upstream's path as a prefix, then the request's path and query: origin
+                // form with plain segments (the gate saw to it), so the prefix confines it.
+                target: [
+                    &this.0.prefix,
+                    parts.uri.path_and_query().map_or("/", PathAndQuery::as_str),
+                ],
+                host: &this.0.host,
+                headers: &parts.headers,
+                facts: &facts,
+                body: &body,
+            };
+            let exchange = this.0.pool.send(&outbound, started);
+            let answered = match tokio::time::timeout(this.0.timeout, exchange).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(UpstreamError::TooLarge)) => Err(Outcome::TooLarge),
+                Ok(Err(UpstreamError::Invalid(_))) => Err(Outcome::Invalid),
+                Ok(Err(UpstreamError::Io(_) | UpstreamError::Closed)) => Err(Outcome::Unreachable),
+                Err(_) => Err(Outcome::Timeout),
+            };
+            let elapsed = started.elapsed();
             // Written as they are, not escaped: they are claims of a verified token (so signed
             // by Vonage) or the proxy's own words.
-            let (api_key, id) = (
-                tracing::field::display(api_key),
-                tracing::field::display(id),
-            );
+            let api_key = tracing::field::display(facts.api_key.unwrap_or(""));
+            let id = tracing::field::display(facts.id.as_ref().map_or("", |(_, id)| id));
+            let upstream_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
             let (response, outcome) = match answered {
                 Ok(answer) => {
                     let outcome = Outcome::Answered(answer.status());

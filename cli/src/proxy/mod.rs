@@ -7,6 +7,9 @@
 mod admin;
 mod body_deadline;
 mod detach;
+mod exchange;
+#[cfg(test)]
+mod exchange_vs_hyper;
 mod forward;
 mod gate;
 mod headers;

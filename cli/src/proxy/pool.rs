@@ -1,156 +1,253 @@
-//! The upstream's kept-alive connections: each a hyper HTTP/1.1 client connection (hyper's
-//! framing and parser), driven in the callback's own task while it exchanges (no task of its
-//! own to hand each request to and each answer back from), and kept idle in a short list
-//! between callbacks. One address, so no keys and no hashing: a lock around a `Vec`.
+//! Kept-alive HTTP/1.1 connections to the one upstream. A request takes an idle connection or
+//! opens one, and gives it back only once the whole answer was read; a connection whose
+//! exchange was cut short (a timeout, an error, an answer over the limit) is dropped, which
+//! closes it. One host, no HTTP/2 and no task per connection make this much cheaper per
+//! callback than a general client's pool.
 
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
-use std::sync::Mutex;
-use std::task::Poll;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::Response;
 
-/// Idle connections kept for reuse: a callback's exchange is short, so a few carry a steady
-/// load.
-const IDLE_CONNECTIONS: usize = 32;
+use super::exchange::{Connection, Outbound, UpstreamError};
+#[cfg(test)]
+use super::headers::Facts;
 
-/// Why no answer came.
-pub enum Failure {
-    /// No connection could be made, or it closed or reset before the answer.
-    Unreachable,
-    /// The answer was not HTTP/1.1 as hyper's parser reads it.
-    Invalid,
-}
+/// Idle connections kept at most; more are closed once their answer is read.
+const MAX_IDLE: usize = 256;
+/// An idle connection older than this is closed rather than reused: upstream servers close
+/// theirs after a while, and a request must not race that close.
+const IDLE_FOR: Duration = Duration::from_secs(30);
 
-/// One connection to the upstream: where requests go in, and the connection that carries them.
-pub struct Upstream {
-    sender: SendRequest<Full<Bytes>>,
-    connection: http1::Connection<TokioIo<TcpStream>, Full<Bytes>>,
-}
-
-impl Upstream {
-    /// Runs `future` (which waits on this connection) while driving the connection, until the
-    /// future is done; a connection that ends first has failed it.
-    pub async fn drive<T>(&mut self, future: impl Future<Output = T>) -> Result<T, Failure> {
-        let mut future = pin!(future);
-        let connection = &mut self.connection;
-        poll_fn(|cx| {
-            // The connection first: what it reads is then there for the future at once.
-            let ended = Pin::new(&mut *connection).poll(cx);
-            if let Poll::Ready(output) = future.as_mut().poll(cx) {
-                return Poll::Ready(Ok(output));
-            }
-            match ended {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(err)) => Poll::Ready(Err(failure_of(&err))),
-                Poll::Ready(Ok(())) => Poll::Ready(Err(Failure::Unreachable)),
-            }
-        })
-        .await
-    }
-
-    /// Whether the connection is still open and idle, as far as what it has read shows.
-    async fn is_open(&mut self) -> bool {
-        let connection = &mut self.connection;
-        let sender = &mut self.sender;
-        poll_fn(|cx| {
-            Poll::Ready(
-                Pin::new(&mut *connection).poll(cx).is_pending()
-                    && sender.poll_ready(cx).is_ready(),
-            )
-        })
-        .await
-            && self.sender.is_ready()
-    }
-}
-
+/// Connections to `authority` (`host:port`).
 pub struct Pool {
-    /// `host:port`.
-    addr: String,
-    idle: Mutex<Vec<Upstream>>,
+    authority: String,
+    /// The longest answer body read; a longer one is [`UpstreamError::TooLarge`].
+    answer_limit: usize,
+    idle: Mutex<Vec<(Connection, Instant)>>,
 }
 
 impl Pool {
-    pub fn new(addr: String) -> Self {
+    pub fn new(authority: String, answer_limit: usize) -> Self {
         Self {
-            addr,
+            authority,
+            answer_limit,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    /// Sends `request` on an idle connection, or a new one; the answer's head, and the
-    /// connection, to drive while its body is read and to [`give_back`](Self::give_back) once
-    /// it was read whole. A request that an idle connection closed before it was written is
-    /// sent again on a new one: it never reached the upstream.
+    /// Sends `request` and reads the whole answer. `now` is the caller's clock reading, taken
+    /// just before: idle times are measured from it rather than from readings of their own. A
+    /// connection given back is stamped with it, so its idle time is counted from before its
+    /// exchange, never from after: it is closed early, never late. Once written, a request is
+    /// never sent twice: a failure after that is the caller's 502.
     pub async fn send(
         &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(Response<Incoming>, Upstream), Failure> {
-        let mut upstream = match self.idle_upstream().await {
-            Some(upstream) => upstream,
-            None => self.connect().await?,
+        request: &Outbound<'_>,
+        now: Instant,
+    ) -> Result<Response<Bytes>, UpstreamError> {
+        let mut connection = match self.take(now) {
+            Some(connection) => connection,
+            None => Connection::open(&self.authority).await?,
         };
-        let sent = upstream.sender.try_send_request(request);
-        let request = match upstream.drive(sent).await {
-            Ok(Ok(answer)) => return Ok((answer, upstream)),
-            Ok(Err(mut err)) => match err.take_message() {
-                Some(unsent) => unsent,
-                None => return Err(failure_of(err.error())),
-            },
-            Err(failure) => return Err(failure),
-        };
-        let mut upstream = self.connect().await?;
-        let sent = upstream.sender.send_request(request);
-        match upstream.drive(sent).await? {
-            Ok(answer) => Ok((answer, upstream)),
-            Err(err) => Err(failure_of(&err)),
+        // An error here drops the connection: one with an answer unread is not kept.
+        let (response, keep) = connection.exchange(request, self.answer_limit).await?;
+        if keep {
+            self.give_back(connection, now);
         }
+        Ok(response)
     }
 
-    /// Keeps `upstream` for the next callback, if there is room.
-    pub fn give_back(&self, upstream: Upstream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < IDLE_CONNECTIONS {
-            idle.push(upstream);
-        }
-    }
-
-    /// The most recently used idle connection that is still open.
-    async fn idle_upstream(&self) -> Option<Upstream> {
-        loop {
-            let mut upstream = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
-            if upstream.is_open().await {
-                return Some(upstream);
+    fn take(&self, now: Instant) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        // Newest first: the likeliest to be open still.
+        while let Some((connection, since)) = idle.pop() {
+            if now.saturating_duration_since(since) < IDLE_FOR && connection.is_usable() {
+                return Some(connection);
             }
         }
+        None
     }
 
-    /// A new connection (the caller's timeout bounds how long that may take).
-    async fn connect(&self) -> Result<Upstream, Failure> {
-        let tcp = TcpStream::connect(&self.addr)
-            .await
-            .map_err(|_| Failure::Unreachable)?;
-        // Requests are single writes: Nagle's wait would only delay them.
-        let _ = tcp.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|_| Failure::Unreachable)?;
-        Ok(Upstream { sender, connection })
+    fn give_back(&self, connection: Connection, now: Instant) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        // The oldest are at the bottom, where a quiet spell after a burst leaves them: close
+        // those past their time rather than keep them (and the upstream's side) open.
+        let stale = idle
+            .iter()
+            .take_while(|(_, since)| now.saturating_duration_since(*since) >= IDLE_FOR)
+            .count();
+        idle.drain(..stale);
+        if idle.len() < MAX_IDLE {
+            idle.push((connection, now));
+        }
     }
 }
 
-/// An answer hyper could not parse is invalid; anything else left the upstream unreachable.
-pub fn failure_of(err: &hyper::Error) -> Failure {
-    if err.is_parse() || err.is_parse_status() || err.is_parse_too_large() {
-        Failure::Invalid
-    } else {
-        Failure::Unreachable
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::Full;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What the upstream does with each connection once it has read one request's head.
+    /// The tests' answer limit.
+    const LIMIT: usize = 16;
+
+    #[derive(Clone, Copy)]
+    enum Upstream {
+        /// Answers (keep-alive), then closes the connection a moment later.
+        AnswersThenCloses,
+        /// Closes the connection without answering.
+        ClosesUnanswered,
+        /// Answers with `answer` and keeps the connection open.
+        Answers(&'static [u8]),
+    }
+
+    /// A raw TCP upstream on loopback; counts the connections and the request heads it read.
+    async fn upstream(behaviour: Upstream) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (connections, requests) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, r) = (Arc::clone(&connections), Arc::clone(&requests));
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = Arc::clone(&r);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    r.fetch_add(1, Ordering::SeqCst);
+                    match behaviour {
+                        Upstream::AnswersThenCloses => {
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            let _ = socket.write_all(answer).await;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Upstream::ClosesUnanswered => {}
+                        Upstream::Answers(answer) => {
+                            let _ = socket.write_all(answer).await;
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, connections, requests)
+    }
+
+    /// A GET of `/` through `pool`.
+    async fn get(pool: &Pool, addr: &str) -> Result<Response<Bytes>, UpstreamError> {
+        let host = http::HeaderValue::from_str(addr).unwrap();
+        let (headers, body) = (http::HeaderMap::new(), Bytes::new());
+        let request = Outbound {
+            method: &http::Method::GET,
+            target: ["", "/"],
+            host: &host,
+            headers: &headers,
+            facts: &Facts::default(),
+            body: &body,
+        };
+        pool.send(&request, Instant::now()).await
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_while_idle_is_not_used_again() {
+        let (addr, connections, requests) = upstream(Upstream::AnswersThenCloses).await;
+        let pool = Pool::new(addr.clone(), LIMIT);
+        for round in 1..=3 {
+            let response = get(&pool, &addr).await.unwrap();
+            assert_eq!(response.body().as_ref(), b"ok");
+            // The upstream has closed it by now: the next request must go on a new one.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(connections.load(Ordering::SeqCst), round);
+        }
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_request_written_and_unanswered_is_an_error_and_never_sent_twice() {
+        let (addr, connections, requests) = upstream(Upstream::ClosesUnanswered).await;
+        let pool = Pool::new(addr.clone(), LIMIT);
+        assert!(get(&pool, &addr).await.is_err());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+        // And the connection is not kept.
+        assert!(pool.take(Instant::now()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_connection_kept_alive_is_reused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let app = hyper::service::service_fn(|_| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+        });
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(socket), app),
+                );
+            }
+        });
+        let pool = Pool::new(addr.clone(), LIMIT);
+        for _ in 0..5 {
+            let response = get(&pool, &addr).await.unwrap();
+            assert_eq!(response.body().as_ref(), b"ok");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_in_chunks_is_read_whole() {
+        let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let (addr, _, _) = upstream(Upstream::Answers(answer)).await;
+        let pool = Pool::new(addr.clone(), LIMIT);
+        let response = get(&pool, &addr).await.unwrap();
+        assert_eq!(response.body().as_ref(), b"hello world");
+        // Read whole, so kept for the next request.
+        assert!(pool.take(Instant::now()).is_some());
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_limit_is_an_error_and_its_connection_is_not_kept() {
+        let declared = b"HTTP/1.1 200 OK\r\ncontent-length: 17\r\n\r\n01234567890123456";
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+            a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n";
+        for answer in [&declared[..], &chunked[..]] {
+            let (addr, _, _) = upstream(Upstream::Answers(answer)).await;
+            let pool = Pool::new(addr.clone(), LIMIT);
+            let err = get(&pool, &addr).await.unwrap_err();
+            assert!(matches!(err, UpstreamError::TooLarge), "{err}");
+            assert!(pool.take(Instant::now()).is_none());
+        }
+        // At the limit exactly: read.
+        let exact = b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\n0123456789012345";
+        let (addr, _, _) = upstream(Upstream::Answers(exact)).await;
+        let pool = Pool::new(addr.clone(), LIMIT);
+        let response = get(&pool, &addr).await.unwrap();
+        assert_eq!(response.body().len(), LIMIT);
     }
 }

@@ -9,7 +9,9 @@ use tracing_subscriber::EnvFilter;
 /// Installs the log for the whole process; the lines still queued are written when the guard
 /// is dropped.
 pub fn init(json: bool) -> WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // Buffered: the writer's thread flushes once it has written every line queued, so a burst
+    // of callbacks costs a write per burst, not per line.
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let log = tracing_subscriber::fmt()
         .with_env_filter(filter)

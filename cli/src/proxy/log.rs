@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 pub fn init(json: bool) -> WorkerGuard {
     // Buffered: the writer's thread flushes once it has written every line queued, so a burst
     // of callbacks costs a write per burst, not per line.
-    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let log = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -10,6 +10,15 @@ pub fn example_binary() -> PathBuf {
     example_named("callback_server")
 }
 
+/// The package an example is built from: the examples crate, but for the gRPC one, which is
+/// this crate's own (it needs the tests' tonic).
+fn package_of(name: &str) -> &'static str {
+    match name {
+        "grpc_and_callbacks" => "vonage-secure-callbacks",
+        _ => "vonage-secure-callbacks-examples",
+    }
+}
+
 /// An example's binary, built (or found up to date) with this test build's features.
 pub fn example_named(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -30,6 +39,7 @@ pub fn example_named(name: &str) -> PathBuf {
         .collect();
         let out = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--example", name])
+            .args(["-p", package_of(name)])
             .args(["--no-default-features", "--features", &features.join(",")])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::null())

@@ -5,6 +5,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod healthcheck;
 mod keys;
 mod proxy;
 mod report;
@@ -94,6 +95,18 @@ enum Command {
     /// forwarded to the upstream, byte for byte, with X-Vonage-* headers saying what was
     /// verified; the upstream's 2xx marks them delivered.
     Proxy(Box<proxy::ProxyArgs>),
+    /// Ask a running proxy's admin listener for /healthz: exit status 0 when it answers 200
+    /// within 3 s (up, and its replay store answers), 1 otherwise. For container health checks.
+    Healthcheck {
+        /// The proxy's admin listener.
+        #[arg(
+            long,
+            env = "VONAGE_PROXY_ADMIN_LISTEN",
+            hide_env_values = true,
+            default_value = "127.0.0.1:9090"
+        )]
+        admin: std::net::SocketAddr,
+    },
     /// Send a signed Video event from the built-in samples to a URL (http://).
     Send {
         /// The event: one of `vonage-callbacks send --list`.
@@ -137,6 +150,7 @@ fn main() -> ExitCode {
             key,
         } => sms::sign(method, &query, curl.as_deref(), &key),
         Command::Proxy(args) => proxy::run(*args),
+        Command::Healthcheck { admin } => healthcheck::run(admin),
         Command::Send { list: true, .. } => {
             send::list();
             Ok(true)

@@ -829,3 +829,106 @@ fn the_start_lines_say_where_it_listens_which_store_and_which_secrets() {
         "{text}"
     );
 }
+
+#[test]
+fn healthcheck_says_healthy_while_the_proxy_serves_and_unhealthy_once_it_is_gone() {
+    let dir = scratch("proxy-healthcheck");
+    let upstream = Upstream::start(&dir, 0);
+    let proxy = Proxy::start(upstream.port, &["--replay-store", "memory"], &dir);
+    let check = |admin: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vonage-callbacks"))
+            .args(["healthcheck", "--admin", admin])
+            .env_remove("VONAGE_PROXY_ADMIN_LISTEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let admin = proxy.admin.clone();
+    let healthy = check(&admin);
+    assert!(healthy.status.success(), "{healthy:?}");
+    assert!(proxy.terminate().success());
+    let gone = check(&admin);
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    let said = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        said.starts_with(&format!("unhealthy: http://{admin}/healthz")),
+        "{said}"
+    );
+}
+
+/// The systemd unit's command, as systemd would run it: its environment, the secret as a
+/// credential file and the window in the state directory (the addresses moved to free ports).
+#[test]
+fn the_systemd_units_command_serves_with_the_credential_and_the_state_directory() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("proxy-systemd-unit");
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/systemd/vonage-callbacks-proxy.service"),
+    )
+    .unwrap();
+    let (credentials, state) = (dir.join("credentials"), dir.join("state"));
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(credentials.join("signature-secret"), format!("{SECRET}\n")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/vonage-callbacks "))
+        .unwrap()
+        .replace("${CREDENTIALS_DIRECTORY}", credentials.to_str().unwrap())
+        .replace("${STATE_DIRECTORY}", state.to_str().unwrap());
+    let upstream = Upstream::start(&dir, 0);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vonage-callbacks"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    for setting in unit.lines().filter_map(|l| l.strip_prefix("Environment=")) {
+        let (name, value) = setting.split_once('=').unwrap();
+        command.env(name, value);
+    }
+    let mut child = Killed(
+        command
+            .env("VONAGE_API_KEY", API_KEY)
+            .env("VONAGE_PROXY_LISTEN", "127.0.0.1:0")
+            .env("VONAGE_PROXY_ADMIN_LISTEN", "127.0.0.1:0")
+            .env(
+                "VONAGE_PROXY_UPSTREAM",
+                format!("http://127.0.0.1:{}", upstream.port),
+            )
+            .args(exec.split_whitespace())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("proxy.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut addr = String::new();
+    let mut said = String::new();
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("proxy: listening on http://") {
+            addr = rest.split(',').next().unwrap().to_owned();
+        }
+        said.push_str(&line);
+        said.push('\n');
+        if line.starts_with("proxy: api key") {
+            break;
+        }
+    }
+    assert!(
+        said.contains(&format!(
+            "sqlite:{}",
+            state.join("replay-window.sqlite3").display()
+        )),
+        "{said}"
+    );
+    assert!(said.contains("secrets signature-secret"), "{said}");
+    let body = br#"{"event":"under-systemd"}"#;
+    let url = format!("http://{addr}/vonage/events");
+    let authorization = signer().authorization(body);
+    let headers = [("authorization", authorization.as_str())];
+    assert_eq!(send("POST", &url, &headers, body).0, 200);
+    assert_eq!(send("POST", &url, &headers, body).0, 409);
+    assert!(state.join("replay-window.sqlite3").exists());
+}

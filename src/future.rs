@@ -1,6 +1,6 @@
 //! `ResponseFuture`: replay lookup, buffering, reservation, the inner call and settling, as one
-//! state machine without boxing. The request stays in one place while it is checked; each state
-//! carries only its own future and what it alone needs, so moving on moves little.
+//! state machine without boxing. Each state carries its own future and what it needs, the
+//! request being checked among it, so that no state can be reached without what it needs.
 
 use std::fmt;
 use std::future::Future;
@@ -37,9 +37,6 @@ pin_project! {
     {
         #[pin]
         state: State<S, B, R>,
-        // The request while it is checked: `None` when its head was refused, and once the
-        // inner call or a refusal has taken it.
-        request: Option<Checked<S>>,
         shared: Arc<Shared<R>>,
     }
 }
@@ -58,11 +55,11 @@ pin_project! {
         Refused { rejection: Rejection, details: Box<RejectionDetails>, stopwatch: Stopwatch },
         // The token passed: is its `jti` delivered already? Asked before the body is read, so
         // that a replay costs no body.
-        LookingUp { #[pin] lookup: R::LookupFuture, body: B },
+        LookingUp { #[pin] lookup: R::LookupFuture, body: B, request: Checked<S> },
         // Not delivered: the body, read up to the limit, for the payload hash.
-        Buffering { #[pin] body: Buffered<B> },
+        Buffering { #[pin] body: Buffered<B>, request: Checked<S> },
         // The hash matched: hold the `jti`, so that a copy arriving meanwhile is refused.
-        Reserving { #[pin] reserve: R::ReserveFuture, body: Bytes },
+        Reserving { #[pin] reserve: R::ReserveFuture, body: Bytes, request: Checked<S> },
         // Held: the inner service acts on the callback.
         Calling { #[pin] call: S::Future, held: Held<R> },
         // Its answer decides (2xx: delivered, else released); the answer waits for the store,
@@ -122,21 +119,12 @@ impl<S> Checked<S> {
     ) -> Refusal {
         let mut details = self.known.facts(self.now, body_len);
         details.delivered_at = delivered_at;
-        self.refused_with(rejection, Box::new(details), body_len)
-    }
-
-    fn refused_with(
-        self,
-        rejection: Rejection,
-        mut details: Box<RejectionDetails>,
-        body_read: Option<usize>,
-    ) -> Refusal {
         details.note_headers(&self.parts.headers);
         Refusal {
             rejection,
-            details,
+            details: Box::new(details),
             stopwatch: self.stopwatch,
-            body_read,
+            body_read: body_len,
         }
     }
 }
@@ -156,28 +144,20 @@ where
         let mut stopwatch = Stopwatch::default();
         let mut failure = FirstFailure::default();
         let checked = stopwatch.time(|| scheme.check_head(&parts, declared, now, &mut failure));
-        let (state, request) = match checked {
+        let state = match checked {
             Err(rejection) => {
                 let mut details = failure.take();
                 details.note_headers(&parts.headers);
-                let refused = State::Refused {
+                State::Refused {
                     rejection,
                     details,
                     stopwatch,
-                };
-                (refused, None)
+                }
             }
             Ok(known) => {
-                let state = match known.early_attempt() {
-                    Some(attempt) => State::LookingUp {
-                        lookup: shared.store.lookup(attempt),
-                        body,
-                    },
-                    // The replay key is in the body: read it first, reserve after.
-                    None => State::Buffering {
-                        body: Buffered::new(body, scheme.limit()),
-                    },
-                };
+                let lookup = known
+                    .early_attempt()
+                    .map(|attempt| shared.store.lookup(attempt));
                 let request = Checked {
                     parts,
                     known,
@@ -185,14 +165,21 @@ where
                     inner,
                     stopwatch,
                 };
-                (state, Some(request))
+                match lookup {
+                    Some(lookup) => State::LookingUp {
+                        lookup,
+                        body,
+                        request,
+                    },
+                    // The replay key is in the body: read it first, reserve after.
+                    None => State::Buffering {
+                        body: Buffered::new(body, scheme.limit()),
+                        request,
+                    },
+                }
             }
         };
-        Self {
-            state,
-            request,
-            shared,
-        }
+        Self { state, shared }
     }
 }
 
@@ -220,7 +207,7 @@ where
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             };
             let taken = this.state.as_mut().project_replace(State::Done);
-            match transition(taken, event, this.request, this.shared) {
+            match transition(taken, event, this.shared) {
                 Next::State(state) => this.state.set(state),
                 Next::Answer(output) => {
                     return Poll::Ready(output.map(|response| response.map(ResponseBody::inner)))
@@ -254,11 +241,10 @@ where
 }
 
 /// The one place where a callback moves on: from the state it was in, by what its future
-/// produced. `request` is there from the head's check until the inner call or a refusal takes it.
+/// produced. Each state's step is a function of its own, below.
 fn transition<S, B, R, ResBody>(
     taken: StateTake<S, B, R>,
     event: Event<S>,
-    request: &mut Option<Checked<S>>,
     shared: &Shared<R>,
 ) -> Next<S, B, R>
 where
@@ -267,7 +253,6 @@ where
     B::Error: Into<BoxError>,
     R: ReplayStore,
 {
-    let scheme = &shared.scheme;
     match (taken, event) {
         (
             StateTake::Refused {
@@ -282,114 +267,157 @@ where
             stopwatch,
             body_read: None,
         }),
-
-        (StateTake::LookingUp { body, .. }, Event::LookedUp(looked)) => {
-            let (rejection, delivered_at) = match looked {
-                Ok(Lookup::Unknown) => {
-                    let body = Buffered::new(body, scheme.limit());
-                    return Next::State(State::Buffering { body });
-                }
-                Ok(Lookup::Delivered { at }) => (Rejection::ReplayedToken, at),
-                Ok(Lookup::OutsideWindow) => (Rejection::ReplayWindowExceeded, None),
-                Err(err) => (store_failed(&err), None),
-            };
-            Next::Refuse(take(request).refused_by_store(rejection, None, delivered_at))
+        (StateTake::LookingUp { body, request, .. }, Event::LookedUp(looked)) => {
+            looked_up(looked, body, request, shared)
         }
-
-        (StateTake::Buffering { .. }, Event::Buffered(read)) => {
-            let body = match read {
-                Ok(body) => body,
-                Err(err) => {
-                    let rejection = if err.is::<LengthLimitError>() {
-                        Rejection::BodyTooLarge
-                    } else {
-                        Rejection::BodyReadError
-                    };
-                    return Next::Refuse(take(request).refused_by_store(rejection, None, None));
-                }
-            };
-            let mut failure = FirstFailure::default();
-            let Some(checking) = request.as_mut() else {
-                unreachable!("the request stays until the inner call or a refusal takes it")
-            };
-            // What the body decides goes back into the request, whichever way it goes.
-            let known = std::mem::replace(&mut checking.known, Known::Refused);
-            let Checked {
-                parts,
-                now,
-                stopwatch,
-                ..
-            } = checking;
-            let checked =
-                stopwatch.time(|| scheme.check_body(known, parts, &body, *now, &mut failure));
-            match checked {
-                Err(rejection) => {
-                    let read = Some(body.len());
-                    Next::Refuse(take(request).refused_with(rejection, failure.take(), read))
-                }
-                Ok((known, attempt)) => {
-                    checking.known = known;
-                    Next::State(State::Reserving {
-                        reserve: shared.store.reserve(attempt),
-                        body,
-                    })
-                }
-            }
+        (StateTake::Buffering { request, .. }, Event::Buffered(read)) => {
+            buffered(read, request, shared)
         }
-
-        (StateTake::Reserving { body, .. }, Event::Reserved(reserved)) => {
-            let (rejection, delivered_at) = match reserved {
-                Ok(Reservation::Reserved(lease)) => {
-                    let mut request = take(request);
-                    if R::LEASE_FOR_HANDLER {
-                        // For a handler that marks the delivery in its own transaction.
-                        request.parts.extensions.insert(lease.clone());
-                    }
-                    let held = Held::new(shared.store.clone(), lease);
-                    let call = call_inner(request, body, scheme);
-                    return Next::State(State::Calling { call, held });
-                }
-                Ok(Reservation::InFlight) => (Rejection::DuplicateInFlight, None),
-                Ok(Reservation::AlreadyDone { at }) => (Rejection::ReplayedToken, at),
-                Ok(Reservation::OutsideWindow) => (Rejection::ReplayWindowExceeded, None),
-                Err(err) => (store_failed(&err), None),
-            };
-            let body_len = Some(body.len());
-            Next::Refuse(take(request).refused_by_store(rejection, body_len, delivered_at))
+        (StateTake::Reserving { body, request, .. }, Event::Reserved(reserved)) => {
+            reserved_or_not(reserved, body, request, shared)
         }
-
-        (StateTake::Calling { mut held, .. }, Event::Called(output)) => {
-            let outcome = match &output {
-                Ok(response) if response.status().is_success() => Outcome::Delivered,
-                _ => Outcome::NotDelivered,
-            };
-            // Until the settle is done, dropping `held` settles it in the background.
-            let settle = held.settle(outcome);
-            Next::State(State::Settling {
-                settle,
-                held,
-                output,
-            })
-        }
-
+        (StateTake::Calling { held, .. }, Event::Called(output)) => called(output, held),
         (StateTake::Settling { held, output, .. }, Event::Settled(result)) => {
             // The inner service has acted on the callback: its answer stands, and a failed
             // settle goes on in the background.
             held.finish(result);
             Next::Answer(output)
         }
-
+        // `poll` makes each event by polling the state it pairs it with.
         _ => unreachable!("each event is produced by its own state"),
     }
 }
 
-/// The request, taken for the inner call or a refusal: there from the head's check until one of
-/// them, and no state that runs after them asks for it.
-fn take<S>(request: &mut Option<Checked<S>>) -> Checked<S> {
-    match request.take() {
-        Some(request) => request,
-        None => unreachable!("the request is taken once, by the inner call or a refusal"),
+/// Looked up before the body: unknown goes on to read it; delivered, outside the window or
+/// unanswered is refused.
+fn looked_up<S, B, R>(
+    looked: Result<Lookup, ReplayStoreError>,
+    body: B,
+    request: Checked<S>,
+    shared: &Shared<R>,
+) -> Next<S, B, R>
+where
+    S: Service<Request<VerifiedBody>>,
+    R: ReplayStore,
+{
+    let (rejection, delivered_at) = match looked {
+        Ok(Lookup::Unknown) => {
+            let body = Buffered::new(body, shared.scheme.limit());
+            return Next::State(State::Buffering { body, request });
+        }
+        Ok(Lookup::Delivered { at }) => (Rejection::ReplayedToken, at),
+        Ok(Lookup::OutsideWindow) => (Rejection::ReplayWindowExceeded, None),
+        Err(err) => (store_failed(&err), None),
+    };
+    Next::Refuse(request.refused_by_store(rejection, None, delivered_at))
+}
+
+/// The body read: checked against the token (or, for SMS, verified), then reserved.
+fn buffered<S, B, R>(
+    read: Result<Bytes, BoxError>,
+    request: Checked<S>,
+    shared: &Shared<R>,
+) -> Next<S, B, R>
+where
+    S: Service<Request<VerifiedBody>>,
+    R: ReplayStore,
+{
+    let body = match read {
+        Ok(body) => body,
+        Err(err) => {
+            let rejection = if err.is::<LengthLimitError>() {
+                Rejection::BodyTooLarge
+            } else {
+                Rejection::BodyReadError
+            };
+            return Next::Refuse(request.refused_by_store(rejection, None, None));
+        }
+    };
+    let Checked {
+        parts,
+        known,
+        now,
+        inner,
+        mut stopwatch,
+    } = request;
+    let mut failure = FirstFailure::default();
+    let scheme = &shared.scheme;
+    let checked = stopwatch.time(|| scheme.check_body(known, &parts, &body, now, &mut failure));
+    match checked {
+        Err(rejection) => {
+            let mut details = failure.take();
+            details.note_headers(&parts.headers);
+            Next::Refuse(Refusal {
+                rejection,
+                details,
+                stopwatch,
+                body_read: Some(body.len()),
+            })
+        }
+        Ok((known, attempt)) => Next::State(State::Reserving {
+            reserve: shared.store.reserve(attempt),
+            body,
+            request: Checked {
+                parts,
+                known,
+                now,
+                inner,
+                stopwatch,
+            },
+        }),
     }
+}
+
+/// Reserved: the inner service is called, holding the reservation; otherwise refused.
+fn reserved_or_not<S, B, R>(
+    reserved: Result<Reservation, ReplayStoreError>,
+    body: Bytes,
+    mut request: Checked<S>,
+    shared: &Shared<R>,
+) -> Next<S, B, R>
+where
+    S: Service<Request<VerifiedBody>>,
+    R: ReplayStore,
+{
+    let (rejection, delivered_at) = match reserved {
+        Ok(Reservation::Reserved(lease)) => {
+            if R::LEASE_FOR_HANDLER {
+                // For a handler that marks the delivery in its own transaction.
+                request.parts.extensions.insert(lease.clone());
+            }
+            let held = Held::new(shared.store.clone(), lease);
+            let call = call_inner(request, body, &shared.scheme);
+            return Next::State(State::Calling { call, held });
+        }
+        Ok(Reservation::InFlight) => (Rejection::DuplicateInFlight, None),
+        Ok(Reservation::AlreadyDone { at }) => (Rejection::ReplayedToken, at),
+        Ok(Reservation::OutsideWindow) => (Rejection::ReplayWindowExceeded, None),
+        Err(err) => (store_failed(&err), None),
+    };
+    Next::Refuse(request.refused_by_store(rejection, Some(body.len()), delivered_at))
+}
+
+/// The inner service answered: its 2xx marks the callback delivered, anything else releases
+/// it; the answer waits for that.
+fn called<S, B, R, ResBody>(
+    output: Result<S::Response, S::Error>,
+    mut held: Held<R>,
+) -> Next<S, B, R>
+where
+    S: Service<Request<VerifiedBody>, Response = Response<ResBody>>,
+    R: ReplayStore,
+{
+    let outcome = match &output {
+        Ok(response) if response.status().is_success() => Outcome::Delivered,
+        _ => Outcome::NotDelivered,
+    };
+    // Until the settle is done, dropping `held` settles it in the background.
+    let settle = held.settle(outcome);
+    Next::State(State::Settling {
+        settle,
+        held,
+        output,
+    })
 }
 
 /// Hands the verified request to the inner service, with what was verified in its extensions.

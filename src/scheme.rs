@@ -68,8 +68,6 @@ pub(crate) enum Known {
     /// SMS, verified.
     #[cfg(feature = "sms")]
     Sms(crate::sms::VerifiedSms),
-    /// Refused by the body's checks: their facts are in the refusal already.
-    Refused,
 }
 
 impl Scheme {
@@ -140,7 +138,6 @@ impl Known {
                 body_len: body_len.map(|len| len as u64),
                 ..RejectionDetails::default()
             },
-            Known::Refused => RejectionDetails::default(),
             #[cfg(feature = "sms")]
             Known::Sms(verified) => RejectionDetails::from_sms(verified, now, body_len),
         }
@@ -172,7 +169,6 @@ impl Known {
             }
             #[cfg(feature = "sms")]
             Known::SmsPending => {}
-            Known::Refused => {}
         }
     }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::buffer::declared_len;
 use crate::claims::{SecretUsed, VonageClaims};
 use crate::clock::{Clock, SystemClock};
-use crate::diagnosis::RejectionDetails;
 use crate::explain::{Check, Observer, Quiet, Recorder, Report};
 use crate::payload::{self, query_payload};
 use crate::rejection::Rejection;
@@ -290,7 +289,23 @@ impl CallbackVerifier {
         now: u64,
         obs: &mut O,
     ) -> Result<VonageClaims, Rejection> {
-        let config = &*self.config;
+        let (mut claims, token) = self.read_token(token, now, obs)?;
+        let secrets = self.check_api_key(&claims, now, obs)?;
+        let used = self.check_signature(&token, secrets, &claims, now, obs)?;
+        claims.set_secret(used);
+        self.check_issuer(&claims, now, obs)?;
+        self.check_time(&claims, now, obs)?;
+        self.check_payload_hash_claim(&claims, now, obs)?;
+        Ok(claims)
+    }
+
+    /// The token split and its claims read (not yet believed: nothing is verified).
+    fn read_token<'t, O: Observer>(
+        &self,
+        token: &'t str,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<(VonageClaims, UnverifiedToken<'t>), Rejection> {
         let parsed = UnverifiedToken::split(token).and_then(|t| Ok((t.claims()?, t)));
         let check = parsed.as_ref().map(|_| ()).map_err(|rejection| *rejection);
         obs.checked(Check::Token, check, |d| {
@@ -298,46 +313,79 @@ impl CallbackVerifier {
                 d.note_claims(claims, now);
             }
         })?;
-        let (mut claims, token) = parsed?;
-        // From here on, every check's facts start with what the token claims.
-        let known = |d: &mut RejectionDetails, claims: &VonageClaims| d.note_claims(claims, now);
+        parsed
+    }
 
-        let secrets = config.secrets.secrets_for(claims.api_key());
+    /// The secrets of the token's `api_key`: there must be some.
+    fn check_api_key<O: Observer>(
+        &self,
+        claims: &VonageClaims,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<&[crate::Secret], Rejection> {
+        let configured = &self.config.secrets;
+        let secrets = configured.secrets_for(claims.api_key());
         let check = if secrets.is_empty() {
             Err(Rejection::UnknownApiKey)
         } else {
             Ok(())
         };
         obs.checked(Check::ApiKey, check, |d| {
-            known(d, &claims);
+            d.note_claims(claims, now);
             d.secrets_tried = Some(secrets.len());
             if secrets.is_empty() {
-                d.configured_api_keys = config.secrets.api_keys().map(str::to_owned).collect();
+                d.configured_api_keys = configured.api_keys().map(str::to_owned).collect();
                 d.configured_api_keys.sort();
             }
         })?;
+        Ok(secrets)
+    }
 
+    /// Which of `secrets` signed the token.
+    fn check_signature<O: Observer>(
+        &self,
+        token: &UnverifiedToken<'_>,
+        secrets: &[crate::Secret],
+        claims: &VonageClaims,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<SecretUsed, Rejection> {
         let index = secrets.iter().position(|secret| token.signed_by(secret));
-        let check = index.map(|_| ()).ok_or(Rejection::BadSignature);
+        let used = index.map(|i| SecretUsed::new(i, secrets[i].clone_label()));
+        let check = used.as_ref().map(|_| ()).ok_or(Rejection::BadSignature);
         obs.checked(Check::Signature, check, |d| {
-            known(d, &claims);
+            d.note_claims(claims, now);
             d.secrets_tried = Some(secrets.len());
-            d.secret = index.map(|i| SecretUsed::new(i, secrets[i].clone_label()));
+            d.secret = used.clone();
         })?;
-        if let Some(index) = index {
-            claims.set_secret(SecretUsed::new(index, secrets[index].clone_label()));
-        }
+        used.ok_or(Rejection::BadSignature)
+    }
 
-        let check = if claims.iss() == &*config.issuer {
+    fn check_issuer<O: Observer>(
+        &self,
+        claims: &VonageClaims,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<(), Rejection> {
+        let check = if claims.iss() == &*self.config.issuer {
             Ok(())
         } else {
             Err(Rejection::BadIssuer)
         };
         obs.checked(Check::Issuer, check, |d| {
-            known(d, &claims);
+            d.note_claims(claims, now);
             d.issuer = Some(claims.iss().to_owned());
-        })?;
+        })
+    }
 
+    /// Issued neither in the future (beyond the skew) nor longer ago than the maximum age.
+    fn check_time<O: Observer>(
+        &self,
+        claims: &VonageClaims,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<(), Rejection> {
+        let config = &*self.config;
         let skew = config.clock_skew;
         let latest = now.saturating_add(skew);
         let check = if claims.iat() > latest || claims.nbf().is_some_and(|nbf| nbf > latest) {
@@ -351,17 +399,23 @@ impl CallbackVerifier {
         } else {
             Ok(())
         };
-        obs.checked(Check::Time, check, |d| known(d, &claims))?;
+        obs.checked(Check::Time, check, |d| d.note_claims(claims, now))
+    }
 
+    fn check_payload_hash_claim<O: Observer>(
+        &self,
+        claims: &VonageClaims,
+        now: u64,
+        obs: &mut O,
+    ) -> Result<(), Rejection> {
         let check = match claims.payload_hash() {
-            None if config.check_payload_hash => Err(Rejection::MissingPayloadHash),
+            None if self.config.check_payload_hash => Err(Rejection::MissingPayloadHash),
             _ => Ok(()),
         };
         obs.checked(Check::PayloadHashClaim, check, |d| {
-            known(d, &claims);
+            d.note_claims(claims, now);
             d.payload_hash = claims.payload_hash().map(str::to_owned);
-        })?;
-        Ok(claims)
+        })
     }
 
     /// Checks what the request signs: the body, or, for a GET with the query mode on, the query.

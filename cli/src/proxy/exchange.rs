@@ -123,6 +123,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// The fuzz target's and the differential test's request: a POST of `{}` to `/cb`, its
+    /// answer read under `limit`.
+    #[cfg(any(test, fuzzing))]
+    pub async fn post_probe(
+        &mut self,
+        limit: usize,
+    ) -> Result<(Response<Bytes>, bool), UpstreamError> {
+        let (host, headers, body) = (
+            HeaderValue::from_static("up"),
+            HeaderMap::new(),
+            Bytes::from_static(b"{}"),
+        );
+        let request = Outbound {
+            method: &Method::POST,
+            target: ["", "/cb"],
+            host: &host,
+            headers: &headers,
+            facts: &Facts::default(),
+            body: &body,
+        };
+        self.exchange(&request, limit).await
+    }
+
     /// Sends `request` and reads its answer, whose body may be at most `limit` bytes. Also
     /// says whether the connection may be kept for another exchange.
     pub async fn exchange(
@@ -495,20 +518,7 @@ pub fn fuzz_answer(data: &[u8]) {
         answer,
         piece: 1 + usize::from(first % 64),
     });
-    let (host, headers, body) = (
-        HeaderValue::from_static("up"),
-        HeaderMap::new(),
-        Bytes::from_static(b"{}"),
-    );
-    let request = Outbound {
-        method: &Method::POST,
-        target: ["", "/cb"],
-        host: &host,
-        headers: &headers,
-        facts: &Facts::default(),
-        body: &body,
-    };
-    let exchange = pin!(connection.exchange(&request, LIMIT));
+    let exchange = pin!(connection.post_probe(LIMIT));
     let Poll::Ready(outcome) = exchange.poll(&mut Context::from_waker(Waker::noop())) else {
         panic!("a stream that is never pending left the exchange pending");
     };

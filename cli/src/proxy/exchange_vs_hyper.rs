@@ -8,13 +8,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request};
+use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::exchange::{Connection, Outbound};
-use super::headers::Facts;
+use super::exchange::Connection;
 
 /// The answers' body limit: larger than any body built here.
 const LIMIT: usize = 4096;
@@ -145,21 +144,7 @@ async fn upstream(mut stream: tokio::io::DuplexStream, answer: Vec<u8>) {
 async fn by_exchange(bytes: Vec<u8>) -> Read {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     tokio::spawn(upstream(theirs, bytes));
-    let mut connection = Connection::over(ours);
-    let (host, headers, body) = (
-        HeaderValue::from_static("up"),
-        HeaderMap::new(),
-        Bytes::from_static(b"{}"),
-    );
-    let request = Outbound {
-        method: &Method::POST,
-        target: ["", "/cb"],
-        host: &host,
-        headers: &headers,
-        facts: &Facts::default(),
-        body: &body,
-    };
-    let (answer, _) = connection.exchange(&request, LIMIT).await.ok()?;
+    let (answer, _) = Connection::over(ours).post_probe(LIMIT).await.ok()?;
     let (parts, body) = answer.into_parts();
     Some((parts.status.as_u16(), parts.headers, body))
 }

@@ -115,6 +115,7 @@ impl Scheme {
                 Ok((Known::Sms(verified), attempt))
             }
             // A layer keeps its scheme, so what it knows always comes from that scheme.
+            #[cfg(feature = "sms")]
             _ => Err(Rejection::MalformedToken),
         }
     }
@@ -125,6 +126,7 @@ impl Known {
     pub(crate) fn early_attempt(&self) -> Option<&Attempt> {
         match self {
             Known::Token { attempt, .. } => Some(attempt),
+            #[cfg(feature = "sms")]
             _ => None,
         }
     }

@@ -146,29 +146,29 @@ fn line(
             )
         }
         Check::Signature => {
-            // The method is named as a cause only when the sig was made by another one.
+            // The method is named as a cause only when the sig was made by another one; the
+            // parameters only when it was not.
             let mut hints = Vec::new();
             if let Some(other) = signed_with {
                 hints.push(format!(
                     "this sig was made with {other}, not {method}: give --method {other}, or \
                      set the account's signature method (Dashboard → Settings) to {method}"
                 ));
-            }
-            if signed_with.is_none() && facts.sms_value_has_separator == Some(true) {
-                hints.push(
-                    "a value holds & or =, which the signed string writes as _: a signer that \
-                     forgot that differs here"
-                        .into(),
-                );
-            }
-            if signed_with.is_none() && facts.sms_plus_in_encoding == Some(true) {
-                hints.push(
-                    "the request holds +, which decodes to a space: if a literal + was meant, \
-                     it must arrive as %2B"
-                        .into(),
-                );
-            }
-            if signed_with.is_none() {
+            } else {
+                if facts.sms_value_has_separator == Some(true) {
+                    hints.push(
+                        "a value holds & or =, which the signed string writes as _: a signer \
+                         that forgot that differs here"
+                            .into(),
+                    );
+                }
+                if facts.sms_plus_in_encoding == Some(true) {
+                    hints.push(
+                        "the request holds +, which decodes to a space: if a literal + was \
+                         meant, it must arrive as %2B"
+                            .into(),
+                    );
+                }
                 hints.push(
                     "the signed string covers every parameter but sig: one added, dropped or \
                      changed on the way (or another secret) gives another sig"

@@ -14,6 +14,18 @@ use vonage_secure_callbacks::test_util::CallbackSigner;
 
 use support::*;
 
+/// A connection on which a POST's head to `path` was written, declaring a body of `len` bytes.
+fn post_head(addr: &str, path: &str, authorization: &str, len: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n\
+         Content-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    stream
+}
+
 /// Reads until the proxy closes `stream`: what it answered first, if anything. A reset counts
 /// as closed (the proxy answered before the client finished its body); a read timeout fails.
 fn until_closed(mut stream: TcpStream) -> String {
@@ -74,19 +86,13 @@ fn stalled_and_trickled_bodies_are_cut_at_the_body_timeout_and_genuine_callbacks
     let authorization = signer().authorization(&big);
     let trickled: Vec<_> = (0..TRICKLED)
         .map(|_| {
-            let mut stream = TcpStream::connect(&proxy.addr).unwrap();
-            write!(
-                stream,
-                "POST /vonage/video HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n\
-                 Content-Length: {}\r\n\r\n",
-                big.len()
-            )
-            .unwrap();
+            let mut stream = post_head(&proxy.addr, "/vonage/video", &authorization, big.len());
             let reader = stream.try_clone().unwrap();
             let writer = std::thread::spawn(move || {
                 // Bounded: 64 chunks (the whole body), 300 ms apart, until the proxy cuts it.
-                for chunk in [b'x'; 16 * 1024].chunks(16 * 1024).cycle().take(64) {
-                    if stream.write_all(chunk).is_err() {
+                let chunk = [b'x'; 16 * 1024];
+                for _ in 0..64 {
+                    if stream.write_all(&chunk).is_err() {
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(300));
@@ -321,14 +327,7 @@ fn a_client_that_leaves_mid_exchange_has_its_callback_settled_by_the_upstreams_a
     let body = br#"{"event":"left"}"#;
     let authorization = signer().authorization(body);
     // Sent whole, then the client is gone while the upstream (1 s to answer) works.
-    let mut stream = TcpStream::connect(&proxy.addr).unwrap();
-    write!(
-        stream,
-        "POST /slow/left HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
+    let mut stream = post_head(&proxy.addr, "/slow/left", &authorization, body.len());
     stream.write_all(body).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while upstream.received().is_empty() {

@@ -132,12 +132,29 @@ impl Service<Request<VerifiedBody>> for Forward {
                 body: &body,
             };
             let exchange = this.0.pool.send(&outbound, started);
+            // A failure's outcome, and the proxy's own answer for it: 504 for a timeout, else 502.
             let answered = match tokio::time::timeout(this.0.timeout, exchange).await {
                 Ok(Ok(answer)) => Ok(answer),
-                Ok(Err(UpstreamError::TooLarge)) => Err(Outcome::TooLarge),
-                Ok(Err(UpstreamError::Invalid(_))) => Err(Outcome::Invalid),
-                Ok(Err(UpstreamError::Io(_) | UpstreamError::Closed)) => Err(Outcome::Unreachable),
-                Err(_) => Err(Outcome::Timeout),
+                Ok(Err(UpstreamError::TooLarge)) => Err((
+                    Outcome::TooLarge,
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_answer_too_large",
+                )),
+                Ok(Err(UpstreamError::Invalid(_))) => Err((
+                    Outcome::Invalid,
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_answer_invalid",
+                )),
+                Ok(Err(UpstreamError::Io(_) | UpstreamError::Closed)) => Err((
+                    Outcome::Unreachable,
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unreachable",
+                )),
+                Err(_) => Err((
+                    Outcome::Timeout,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                )),
             };
             let elapsed = started.elapsed();
             // Written as they are, not escaped: they are claims of a verified token (so signed
@@ -151,28 +168,15 @@ impl Service<Request<VerifiedBody>> for Forward {
                     tracing::info!(target: TARGET, api_key, id, upstream = %outcome, upstream_ms, "forwarded");
                     (answer.map(Full::new), outcome)
                 }
-                Err(outcome) => {
+                Err((outcome, status, code)) => {
                     tracing::warn!(target: TARGET, api_key, id, upstream = %outcome, upstream_ms, "not delivered: the upstream failed; released for Vonage's retry");
-                    (failure(outcome), outcome)
+                    (error_response(status, code), outcome)
                 }
             };
             this.0.series.record(outcome, elapsed);
             Ok(response)
         })
     }
-}
-
-/// The proxy's own answer when the upstream gave none: 504 for a timeout, else 502.
-fn failure(outcome: Outcome) -> Response<Full<Bytes>> {
-    let (status, code) = match outcome {
-        Outcome::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-        Outcome::TooLarge => (StatusCode::BAD_GATEWAY, "upstream_answer_too_large"),
-        Outcome::Invalid => (StatusCode::BAD_GATEWAY, "upstream_answer_invalid"),
-        Outcome::Unreachable | Outcome::Answered(_) => {
-            (StatusCode::BAD_GATEWAY, "upstream_unreachable")
-        }
-    };
-    error_response(status, code)
 }
 
 /// A JSON error of the proxy's own, `{"error":"<code>"}`.

@@ -1,5 +1,5 @@
-//! What every request passes before the verifier: a target the upstream prefix confines, no
-//! header name an upstream could misread, and a deadline on its body. Then the verifying service
+//! What every request passes before the verifier: a target the upstream prefix confines, and a
+//! deadline on its body. Then the verifying service
 //! of its path runs, [detached](super::detach) if its connection goes, so that a client leaving
 //! mid-exchange cannot cut the upstream's exchange short: the callback is settled on the
 //! upstream's answer (delivered on its 2xx) whether or not anyone is still there to read it.
@@ -19,7 +19,7 @@ use vonage_secure_callbacks::{ResponseBody, SecureCallbackService};
 use super::body_deadline::BodyDeadline;
 use super::detach::Detach;
 use super::forward::{error_response, Forward, TARGET};
-use super::{headers, target};
+use super::target;
 
 /// The library's layer over the forwarder, for bodies under their deadline.
 pub type Verifying<R> = SecureCallbackService<Forward, R>;
@@ -61,14 +61,13 @@ impl<R: ReplayStore> Gate<R> {
     }
 
     /// Answers one request.
-    pub async fn handle(&self, mut request: Request<Incoming>) -> Result<Answer, Infallible> {
+    pub async fn handle(&self, request: Request<Incoming>) -> Result<Answer, Infallible> {
         if !target::is_confined(request.method(), request.uri()) {
             metrics::counter!(TARGETS_REFUSED).increment(1);
             tracing::info!(target: TARGET, method = %request.method(), "refused: the request target is not a plain origin-form path");
             let refusal = error_response(StatusCode::BAD_REQUEST, "invalid_target");
             return Ok(refusal.map(Either::Right));
         }
-        headers::drop_underscored(request.headers_mut());
         let path = request.uri().path();
         let service = self
             .sms

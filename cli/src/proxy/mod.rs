@@ -361,9 +361,10 @@ async fn serve<R: ReplayStore>(setup: Setup, store: R) -> Result<bool, Error> {
             .iter()
             .enumerate()
             .map(|(i, secret)| {
+                // As X-Vonage-Secret names it: the label, else `#` and its position.
                 secret
                     .label()
-                    .map_or_else(|| (i + 1).to_string(), str::to_owned)
+                    .map_or_else(|| format!("#{i}"), str::to_owned)
             })
             .collect();
         println!("proxy: api key {api_key}, secrets {}", labels.join(", "));

@@ -85,7 +85,7 @@ pub async fn serve<R: ReplayStore>(
                     let handshake = acceptor.accept(tcp);
                     // A client that fails or stalls the handshake is simply gone.
                     if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        connection(TokioIo::new(tls), gate.clone(), watcher, bounds.head).await;
+                        connection(TokioIo::new(tls), gate, watcher, bounds.head).await;
                     }
                 }
             }

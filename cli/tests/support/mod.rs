@@ -104,12 +104,19 @@ impl Upstream {
         }
     }
 
-    /// What it received, oldest first.
-    pub fn received(&self) -> Vec<Received> {
+    /// The JSON line it recorded for each request, oldest first.
+    fn records(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.record).unwrap_or_default();
         text.lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// What it received, oldest first.
+    pub fn received(&self) -> Vec<Received> {
+        self.records()
+            .into_iter()
+            .map(|v| {
                 let headers = v["headers"]
                     .as_array()
                     .unwrap()
@@ -295,10 +302,9 @@ impl Upstream {
 
     /// What a CGI-style upstream received, oldest first.
     pub fn seen(&self) -> Vec<Seen> {
-        let text = std::fs::read_to_string(&self.record).unwrap_or_default();
-        text.lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        self.records()
+            .into_iter()
+            .map(|v| {
                 let environ = v["environ"]
                     .as_object()
                     .unwrap()
